@@ -1,0 +1,53 @@
+"""``htrlab evaluate CHECKPOINT DATASET [--splits train,val,test]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from htrlab.cli.common import add_on_error, dumps, write_output
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="CER/WER of a checkpoint on dataset splits, one row per split")
+    p.add_argument("checkpoint")
+    p.add_argument("dataset")
+    p.add_argument("--splits", default="train,val,test", help="comma-separated (default train,val,test)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-lines", type=int, default=0, help="evaluate at most N lines per split (0 = all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (with per-line predictions)")
+    p.add_argument("-o", "--output", help="write results here instead of stdout")
+    add_on_error(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from htrlab.data.dataset import open_dataset
+    from htrlab.evaluate.evaluator import evaluate_splits, format_table
+    from htrlab.train.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(args.checkpoint)
+    wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
+    available = open_dataset(args.dataset, on_error=args.on_error).splits
+    splits = [s for s in wanted if s in available]
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        print(f"note: dataset has no split(s) {', '.join(missing)}; evaluating {', '.join(splits) or 'nothing'}",
+              file=sys.stderr)
+    if not splits:
+        from htrlab.errors import DataError
+
+        raise DataError(f"none of the splits {wanted} exist in {args.dataset} (it has: {', '.join(available)})")
+    results = evaluate_splits(loaded, args.dataset, splits, args.batch_size, args.on_error,
+                              max_lines=args.max_lines, progress=sys.stderr.isatty())
+    trained_on = loaded.meta.data.get("train_split")
+    for r in results:
+        if r.leaked and r.split != trained_on:
+            print(f"WARNING: {r.leaked} of {r.lines} '{r.split}' lines are among this checkpoint's TRAINING lines "
+                  "(same image fingerprints). Its score on them measures memory, not reading.", file=sys.stderr)
+    if args.json:
+        write_output(dumps({"checkpoint": str(args.checkpoint), "dataset": str(args.dataset),
+                            "results": [dict(r.row(), predictions=r.predictions) for r in results]}), args.output)
+    else:
+        write_output(format_table(results), args.output)
+    return 0

@@ -1,0 +1,58 @@
+"""``htrlab recognize [-m CHECKPOINT] IMAGE...``: text of line images, with confidences."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from htrlab.cli.common import add_on_error, write_output
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("recognize", help="read text line images (default: the bundled example lines)")
+    p.add_argument("images", nargs="*", help="line images; none = the bundled examples")
+    p.add_argument("-m", "--model", default="default", help="checkpoint file, or 'default' for the bundled model")
+    p.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("-o", "--output", help="write results here instead of stdout")
+    add_on_error(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from htrlab.bundled import default_checkpoint, example_images
+    from htrlab.data.images import load_gray
+    from htrlab.data.preprocess import preprocess
+    from htrlab.errors import DataError
+    from htrlab.evaluate.inference import predict
+    from htrlab.train.checkpoint import load_checkpoint
+
+    paths = [Path(p) for p in args.images] or example_images()
+    ckpt = default_checkpoint() if args.model == "default" else Path(args.model)
+    loaded = load_checkpoint(ckpt)
+    images, ok_paths, failed = [], [], {}
+    for p in paths:
+        try:
+            images.append(preprocess(load_gray(p), loaded.preprocess, str(p)))
+            ok_paths.append(p)
+        except DataError as exc:
+            if args.on_error == "error":
+                raise DataError(f"{exc} (use --on-error skip to read the other images and report this one)") from exc
+            failed[p] = str(exc)
+    preds = dict(zip(ok_paths, predict(loaded.model, loaded.charset, images, args.batch_size))) if images else {}
+    out = []
+    for p in paths:
+        if p in failed:
+            out.append(json.dumps({"path": str(p), "error": failed[p]}) if args.format == "jsonl"
+                       else f"{p}\tERROR: {failed[p]}")
+        else:
+            d = preds[p]
+            out.append(json.dumps({"path": str(p), "text": d.text, "confidence": round(d.confidence, 4)},
+                                  ensure_ascii=False) if args.format == "jsonl"
+                       else f"{p}\t{d.text}\t{d.confidence:.3f}")
+    write_output("\n".join(out), args.output)
+    if failed:
+        print(f"{len(failed)} of {len(paths)} images could not be read (listed in the output)", file=sys.stderr)
+    return 1 if failed and not preds else 0

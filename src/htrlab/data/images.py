@@ -1,0 +1,132 @@
+"""Reading images robustly and cropping text lines out of pages."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from htrlab.errors import DataError
+
+# Pillow's own guard against decompression bombs, made explicit: 200 megapixels is far above any scanned page.
+MAX_PIXELS = 200_000_000
+
+
+def to_gray(im: Image.Image) -> np.ndarray:
+    """Any Pillow image (L, RGB, RGBA, P, CMYK, 16-bit, ...) -> uint8 grayscale array (H, W)."""
+    im = ImageOps.exif_transpose(im) or im
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        return scaled.astype(np.uint8)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Transparent pixels are paper: composite on white.
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, rgba)
+    if im.mode == "1":
+        im = im.convert("L")
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def load_gray(path: str | Path) -> np.ndarray:
+    """Read an image file as a uint8 grayscale array (H, W).
+
+    Raises:
+        DataError: naming the file, when it is missing, unreadable, not an image, empty or too large.
+    """
+    p = Path(path)
+    return _load_gray_cached(str(p))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_gray_cached(path: str) -> np.ndarray:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"image file not found: {p}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise DataError(f"image {p} is too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
+                im.load()
+                arr = to_gray(im)
+    except DataError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {p} is too large to decode safely: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot read image {p}: {exc}") from exc
+    if arr.size == 0 or min(arr.shape) == 0:
+        raise DataError(f"image {p} is empty ({arr.shape[1]}x{arr.shape[0]} pixels)")
+    arr.setflags(write=False)
+    return arr
+
+
+def background_level(gray: np.ndarray, mask: np.ndarray | None = None) -> int:
+    """Paper intensity: a high percentile of the pixels (inside ``mask`` when given)."""
+    values = gray[mask] if mask is not None else gray.ravel()
+    if values.size == 0:
+        values = gray.ravel()
+    return int(np.percentile(values, 90))
+
+
+def crop_polygon(page: np.ndarray, polygon: np.ndarray, source: str = "") -> np.ndarray:
+    """Crop the bounding box of ``polygon`` (K, 2) [x, y] from ``page``; pixels outside it become paper.
+
+    Setting the outside to the page background keeps ascenders/descenders of neighbouring lines out of the crop.
+
+    Raises:
+        DataError: if the polygon is degenerate or lies outside the page.
+    """
+    h, w = page.shape[:2]
+    pts = np.asarray(polygon, dtype=np.int64).reshape(-1, 2)
+    if len(pts) < 2:
+        raise DataError(f"{source}: polygon has fewer than 2 points")
+    x0, y0 = np.clip(pts.min(0), 0, [w, h])
+    x1, y1 = np.clip(pts.max(0) + 1, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(
+            f"{source}: line polygon {pts.min(0).tolist()}-{pts.max(0).tolist()} is empty or outside the "
+            f"{w}x{h} page"
+        )
+    crop = np.array(page[y0:y1, x0:x1])
+    if len(pts) < 3:
+        return crop
+    mask = np.zeros(crop.shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [(pts - [x0, y0]).astype(np.int32)], 1)
+    inside = mask.astype(bool)
+    if inside.sum() < 4:
+        return crop
+    crop[~inside] = background_level(crop, inside)
+    return crop
+
+
+def crop_box(page: np.ndarray, x: int, y: int, w: int, h: int, source: str = "") -> np.ndarray:
+    """Crop an axis-aligned box; raises :class:`DataError` if it is empty after clipping to the page."""
+    ph, pw = page.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(pw, x + w), min(ph, y + h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(f"{source}: box x={x} y={y} w={w} h={h} is empty or outside the {pw}x{ph} page")
+    return np.array(page[y0:y1, x0:x1])
+
+
+def parse_points(text: str, source: str) -> np.ndarray:
+    """Parse PAGE-XML ``points="x1,y1 x2,y2 ..."`` (or ALTO ``"x1 y1 x2 y2 ..."``) into (K, 2) ints."""
+    raw = text.replace(",", " ").split()
+    if len(raw) < 4 or len(raw) % 2:
+        raise DataError(f"{source}: malformed points {text[:60]!r}")
+    try:
+        vals = [round(float(v)) for v in raw]
+    except ValueError as exc:
+        raise DataError(f"{source}: malformed points {text[:60]!r}") from exc
+    return np.asarray(vals, dtype=np.int64).reshape(-1, 2)

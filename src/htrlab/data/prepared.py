@@ -1,0 +1,172 @@
+"""Preprocessed lines kept in memory and cached on disk, so pages are cropped and normalised once per run
+configuration rather than once per epoch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from htrlab.data.preprocess import PreprocessConfig, preprocess, to_uint8
+from htrlab.data.readers.common import Problems
+from htrlab.data.sample import LineSample
+from htrlab.errors import DataError
+
+CACHE_VERSION = 2
+
+
+def fingerprint(gray: np.ndarray) -> str:
+    """A content hash of a raw line image (independent of preprocessing), used to detect train/test overlap."""
+    h = hashlib.sha1(f"{gray.shape}".encode())
+    h.update(np.ascontiguousarray(gray).tobytes())
+    return h.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HTRLAB_CACHE", Path.home() / ".cache" / "htrlab"))
+
+
+@dataclass
+class PreparedLines:
+    """Preprocessed lines: uint8 images (height, W_i), texts, ids, raw-image fingerprints."""
+
+    ids: list[str]
+    texts: list[str]
+    images: list[np.ndarray]
+    fingerprints: list[str]
+    doc_ids: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def widths(self) -> np.ndarray:
+        return np.array([im.shape[1] for im in self.images], dtype=np.int64)
+
+    def subset(self, keep: Sequence[int]) -> PreparedLines:
+        return PreparedLines(
+            ids=[self.ids[i] for i in keep],
+            texts=[self.texts[i] for i in keep],
+            images=[self.images[i] for i in keep],
+            fingerprints=[self.fingerprints[i] for i in keep],
+            doc_ids=[self.doc_ids[i] for i in keep] if self.doc_ids else [],
+            skipped=list(self.skipped),
+        )
+
+
+def _cache_key(samples: Sequence[LineSample], cfg: PreprocessConfig) -> str:
+    h = hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": asdict(cfg)}, sort_keys=True).encode())
+    for s in samples:
+        try:
+            mtime = s.image_path.stat().st_mtime_ns
+        except OSError:
+            mtime = -1
+        poly = s.polygon.tobytes() if s.polygon is not None else b""
+        h.update(f"{s.id}\t{s.text}\t{s.image_path}\t{mtime}\t{s.box}".encode())
+        h.update(poly)
+    return h.hexdigest()[:20]
+
+
+def _save(path: Path, lines: PreparedLines) -> None:
+    widths = lines.widths
+    flat = np.concatenate([im.reshape(-1) for im in lines.images]) if lines.images else np.zeros(0, np.uint8)
+    meta = {"ids": lines.ids, "texts": lines.texts, "fingerprints": lines.fingerprints,
+            "doc_ids": lines.doc_ids, "skipped": lines.skipped}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, flat=flat, widths=widths, height=np.array(lines.images[0].shape[0] if lines.images else 0),
+             meta=np.array(json.dumps(meta)))
+    tmp.replace(path)
+
+
+def _load(path: Path) -> PreparedLines:
+    with np.load(path) as z:
+        flat, widths, height = z["flat"], z["widths"], int(z["height"])
+        meta = json.loads(str(z["meta"]))
+    images, off = [], 0
+    for w in widths:
+        n = int(w) * height
+        images.append(flat[off : off + n].reshape(height, int(w)))
+        off += n
+    return PreparedLines(meta["ids"], meta["texts"], images, meta["fingerprints"], meta["doc_ids"], meta["skipped"])
+
+
+def prepare_lines(
+    samples: Sequence[LineSample],
+    cfg: PreprocessConfig,
+    on_error: str = "error",
+    cache_dir: Path | None = None,
+    validate: Callable[[LineSample, np.ndarray], str | None] | None = None,
+    progress: bool = True,
+    desc: str = "preprocessing",
+) -> PreparedLines:
+    """Load, crop and preprocess ``samples`` once; reuse a disk cache when the same lines and config recur.
+
+    Args:
+        samples: lines to prepare (pages are read once each thanks to a small page cache).
+        cfg: preprocessing configuration.
+        on_error: ``error`` raises the first :class:`DataError`; ``skip`` records it in ``skipped``.
+        cache_dir: where the cache lives (``None``: no disk cache).
+        validate: optional check of a prepared image, returning an error message (e.g. too narrow for CTC).
+        progress: show a progress bar on stderr.
+        desc: progress bar label.
+    """
+    problems = Problems(on_error)
+    key = _cache_key(samples, cfg)
+    cache_file = cache_dir / f"lines-{key}.npz" if cache_dir is not None else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            lines = _load(cache_file)
+        except (OSError, ValueError, KeyError):
+            lines = None  # a damaged cache is rebuilt, never trusted
+        if lines is not None:
+            return _validated(lines, samples, validate, problems)
+    ids, texts, images, fps, docs = [], [], [], [], []
+    for s in tqdm(samples, desc=desc, disable=not progress, leave=False, unit="line"):
+        try:
+            gray = s.load_image()
+            x = preprocess(gray, cfg, s.id)
+        except DataError as exc:
+            problems.report(f"sample {s.id}: {exc}")
+            continue
+        ids.append(s.id)
+        texts.append(s.text)
+        images.append(to_uint8(x))
+        fps.append(fingerprint(gray))
+        docs.append(s.doc_id)
+    lines = PreparedLines(ids, texts, images, fps, docs, list(problems.messages))
+    if cache_file is not None and images:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        _save(cache_file, lines)
+    return _validated(lines, samples, validate, Problems(on_error, list(problems.messages)))
+
+
+def _validated(
+    lines: PreparedLines,
+    samples: Sequence[LineSample],
+    validate: Callable[[LineSample, np.ndarray], str | None] | None,
+    problems: Problems,
+) -> PreparedLines:
+    if lines.skipped and not problems.messages:
+        for m in lines.skipped:
+            problems.report(m)
+    if validate is None:
+        lines.skipped = list(problems.messages)
+        return lines
+    by_id = {s.id: s for s in samples}
+    keep = []
+    for i, (sid, im) in enumerate(zip(lines.ids, lines.images)):
+        msg = validate(by_id[sid], im)
+        if msg:
+            problems.report(msg)
+        else:
+            keep.append(i)
+    out = lines.subset(keep)
+    out.skipped = list(problems.messages)
+    return out

@@ -1,0 +1,85 @@
+"""ALTO XML pages: one LineSample per TextLine (Shape/Polygon when given, else the HPOS/VPOS box)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lxml import etree
+
+from htrlab.data.images import parse_points
+from htrlab.data.readers.common import Problems, local, parse_xml
+from htrlab.data.sample import LineSample
+from htrlab.errors import DataError
+from htrlab.text.normalize import normalize_text
+
+
+def _line_text(line: etree._Element) -> str:
+    # Words are <String CONTENT=...>; spaces between them are implied (SP elements only mark them),
+    # a line-final <HYP> keeps its hyphen.
+    words = [el.get("CONTENT", "") for el in line if local(el.tag) == "String"]
+    hyp = "".join(el.get("CONTENT", "-") for el in line if local(el.tag) == "HYP")
+    return normalize_text(" ".join(words) + hyp)
+
+
+def _image_name(root: etree._Element) -> str | None:
+    for el in root.iter():
+        if local(el.tag) == "fileName" and el.text and el.text.strip():
+            return el.text.strip()
+    return None
+
+
+def read_alto_file(
+    xml_path: str | Path, problems: Problems | None = None, split: str | None = None
+) -> list[LineSample]:
+    """Read the text lines of one ALTO file (v2-v4), in document order.
+
+    Raises:
+        DataError: for malformed XML, a non-ALTO file or a missing image.
+    """
+    xml_path = Path(xml_path)
+    problems = problems or Problems()
+    root = parse_xml(xml_path)
+    if local(root.tag) != "alto":
+        raise DataError(f"{xml_path} is not ALTO (root element <{local(root.tag)}>, expected <alto>)")
+    name = _image_name(root)
+    candidates = [xml_path.parent / name] if name else []
+    candidates += [xml_path.with_suffix(s) for s in (".jpg", ".png", ".tif", ".jpeg", ".tiff")]
+    image_path = next((c for c in candidates if c.is_file()), None)
+    if image_path is None:
+        raise DataError(f"{xml_path}: page image {name or '(no sourceImageInformation/fileName)'} not found")
+    doc_id = xml_path.stem
+    samples: list[LineSample] = []
+    lines = [el for el in root.iter() if local(el.tag) == "TextLine"]
+    for i, line in enumerate(lines):
+        lid = line.get("ID") or f"line{i}"
+        source = f"{xml_path} line {lid}"
+        poly = None
+        box = None
+        for shape in line:
+            if local(shape.tag) == "Shape":
+                for p in shape:
+                    if local(p.tag) == "Polygon" and p.get("POINTS"):
+                        try:
+                            poly = parse_points(p.get("POINTS", ""), source)
+                        except DataError as exc:
+                            problems.report(str(exc))
+        if poly is None:
+            try:
+                box = tuple(
+                    round(float(line.get(k, ""))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")
+                )
+            except ValueError:
+                problems.report(f"{source}: TextLine has neither Shape/Polygon nor numeric HPOS/VPOS/WIDTH/HEIGHT")
+                continue
+        samples.append(
+            LineSample(
+                id=f"{doc_id}/{lid}",
+                text=_line_text(line),
+                image_path=image_path,
+                doc_id=doc_id,
+                split=split,
+                polygon=poly,
+                box=box,  # type: ignore[arg-type]
+            )
+        )
+    return samples

@@ -1,0 +1,116 @@
+"""PAGE-XML pages (2010, 2013 and 2019 schemas): one LineSample per TextLine, in reading order."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lxml import etree
+
+from htrlab.data.images import parse_points
+from htrlab.data.readers.common import Problems, local, parse_xml
+from htrlab.data.sample import LineSample
+from htrlab.errors import DataError
+from htrlab.text.normalize import normalize_text
+
+_RO_INDEX = re.compile(r"readingOrder\s*\{[^}]*index:\s*(\d+)")
+
+
+def _children(el: etree._Element, name: str) -> list[etree._Element]:
+    return [c for c in el if local(c.tag) == name]
+
+
+def _custom_index(el: etree._Element) -> int | None:
+    m = _RO_INDEX.search(el.get("custom", ""))
+    return int(m.group(1)) if m else None
+
+
+def _line_text(line: etree._Element) -> str:
+    # The line's own TextEquiv (not its Words'); with several, the one with index 0 or the first.
+    equivs = _children(line, "TextEquiv")
+    if not equivs:
+        return ""
+    equivs.sort(key=lambda e: int(e.get("index", "0") or 0))
+    uni = _children(equivs[0], "Unicode")
+    return normalize_text(uni[0].text or "") if uni else ""
+
+
+def _regions_in_order(page: etree._Element) -> list[etree._Element]:
+    """Text regions (nested ones too) ordered by the page's ReadingOrder, then document order."""
+    regions = [el for el in page.iter() if local(el.tag) == "TextRegion"]
+    order: dict[str, int] = {}
+    for ro in page.iter():
+        if local(ro.tag) == "RegionRefIndexed":
+            ref = ro.get("regionRef")
+            if ref is not None and ref not in order:
+                order[ref] = int(ro.get("index", "0"))
+    if not order:
+        return regions
+    big = len(order) + len(regions)
+    return sorted(regions, key=lambda r: (order.get(r.get("id", ""), big), regions.index(r)))
+
+
+def read_page_file(
+    xml_path: str | Path,
+    problems: Problems | None = None,
+    split: str | None = None,
+    image_dir: Path | None = None,
+) -> list[LineSample]:
+    """Read the text lines of one PAGE-XML file.
+
+    Args:
+        xml_path: the PAGE-XML file.
+        problems: error policy; lines without coordinates or with malformed points are reported there.
+        split: split name given to every line (whole pages go to one split).
+        image_dir: where the page image lives (default: beside the XML, then ``../`` of it).
+
+    Raises:
+        DataError: for malformed XML, a file that is not PAGE-XML, or a missing page image.
+    """
+    xml_path = Path(xml_path)
+    problems = problems or Problems()
+    root = parse_xml(xml_path)
+    if local(root.tag) != "PcGts":
+        raise DataError(f"{xml_path} is not PAGE-XML (root element <{local(root.tag)}>, expected <PcGts>)")
+    pages = _children(root, "Page")
+    if not pages:
+        raise DataError(f"{xml_path}: PAGE-XML without a <Page> element")
+    page = pages[0]
+    fname = page.get("imageFilename")
+    if not fname:
+        raise DataError(f"{xml_path}: <Page> has no imageFilename")
+    candidates = [(image_dir or xml_path.parent) / fname, xml_path.parent / Path(fname).name,
+                  xml_path.parent.parent / Path(fname).name]
+    image_path = next((c for c in candidates if c.is_file()), candidates[0])
+    if not image_path.is_file():
+        raise DataError(f"{xml_path}: page image {fname} not found (looked in {xml_path.parent})")
+    doc_id = xml_path.stem
+    samples: list[LineSample] = []
+    for region in _regions_in_order(page):
+        lines = _children(region, "TextLine")
+        keyed = [(_custom_index(ln), i, ln) for i, ln in enumerate(lines)]
+        if all(k is not None for k, _, _ in keyed):
+            keyed.sort(key=lambda t: (t[0], t[1]))
+        for _, i, line in keyed:
+            lid = line.get("id") or f"{region.get('id', 'r')}_l{i}"
+            source = f"{xml_path} line {lid}"
+            coords = _children(line, "Coords")
+            if not coords or not coords[0].get("points"):
+                problems.report(f"{source}: TextLine has no Coords points")
+                continue
+            try:
+                poly = parse_points(coords[0].get("points", ""), source)
+            except DataError as exc:
+                problems.report(str(exc))
+                continue
+            samples.append(
+                LineSample(
+                    id=f"{doc_id}/{lid}",
+                    text=_line_text(line),
+                    image_path=image_path,
+                    doc_id=doc_id,
+                    split=split,
+                    polygon=poly,
+                )
+            )
+    return samples

@@ -1,0 +1,5 @@
+"""Metrics and evaluation."""
+
+from htrlab.evaluate.metrics import ErrorCounts, cer, count_errors, wer
+
+__all__ = ["ErrorCounts", "cer", "count_errors", "wer"]

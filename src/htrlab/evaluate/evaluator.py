@@ -1,0 +1,73 @@
+"""Evaluating a checkpoint on dataset splits: one row per split, with a leakage check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from htrlab.data.dataset import open_dataset
+from htrlab.data.prepared import default_cache_dir, prepare_lines
+from htrlab.evaluate.inference import predict
+from htrlab.evaluate.metrics import count_errors
+from htrlab.train.checkpoint import LoadedModel
+
+
+@dataclass
+class SplitResult:
+    split: str
+    lines: int
+    cer: float
+    wer: float
+    chars: int
+    words: int
+    leaked: int  # lines whose image is among the checkpoint's training fingerprints
+    skipped: int
+    seconds: float
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "predictions"}
+
+
+def evaluate_splits(
+    loaded: LoadedModel,
+    dataset: str | Path,
+    splits: list[str],
+    batch_size: int = 32,
+    on_error: str = "error",
+    drop_empty: bool = True,
+    max_lines: int = 0,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> list[SplitResult]:
+    """Greedy-decode each split of ``dataset`` with ``loaded`` and score it (CER, WER)."""
+    import time
+
+    ds = open_dataset(dataset, on_error=on_error)
+    train_fps = set(loaded.meta.data.get("train_fingerprints", []))
+    results = []
+    for split in splits:
+        samples = [s for s in ds.split(split) if s.text or not drop_empty]
+        if max_lines > 0:
+            samples = samples[:max_lines]
+        lines = prepare_lines(samples, loaded.preprocess, on_error, cache_dir or default_cache_dir(),
+                              progress=progress, desc=split)
+        t0 = time.perf_counter()
+        preds = predict(loaded.model, loaded.charset, lines.images, batch_size)
+        secs = time.perf_counter() - t0
+        counts = count_errors(lines.texts, [p.text for p in preds])
+        leaked = sum(fp in train_fps for fp in lines.fingerprints)
+        rows = [{"id": i, "ref": r, "hyp": p.text, "confidence": round(p.confidence, 4)}
+                for i, r, p in zip(lines.ids, lines.texts, preds)]
+        results.append(SplitResult(split, len(lines), counts.cer, counts.wer, counts.chars, counts.words, leaked,
+                                   len(lines.skipped), round(secs, 2), rows))
+    return results
+
+
+def format_table(results: list[SplitResult]) -> str:
+    """A Markdown table, one row per split."""
+    out = ["| split | lines | CER % | WER % | leaked lines |", "|---|---:|---:|---:|---:|"]
+    for r in results:
+        out.append(f"| {r.split} | {r.lines} | {100 * r.cer:.2f} | {100 * r.wer:.2f} | {r.leaked} |")
+    return "\n".join(out)

@@ -1,0 +1,52 @@
+"""Running a CTC model over preprocessed lines (shared by training, evaluation and recognition)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from htrlab.data.batching import bucket_batches, collate
+from htrlab.decoding.greedy import Decoded, greedy_decode
+from htrlab.text.charset import Charset
+
+
+def min_width_for(model: nn.Module, frames: int) -> int:
+    """Smallest input width that gives at least ``frames`` CTC frames."""
+    w = 1
+    while int(model.output_length(w)) < frames:  # type: ignore[operator]
+        w *= 2
+    lo, hi = w // 2, w
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        if int(model.output_length(mid)) >= frames:  # type: ignore[operator]
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def frames_needed(encoded_len: int, text: str) -> int:
+    """CTC needs one frame per label plus a blank between repeated characters."""
+    return encoded_len + sum(1 for a, b in zip(text, text[1:]) if a == b)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    charset: Charset,
+    images: Sequence[np.ndarray],
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> list[Decoded]:
+    """Greedy-decode preprocessed lines (uint8 or float, ink high); results in input order."""
+    model.eval()
+    results: list[Decoded | None] = [None] * len(images)
+    for idx in bucket_batches([im.shape[1] for im in images], batch_size):
+        batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
+        log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
+        for i, d in zip(idx, greedy_decode(log_probs.float().cpu(), lengths.cpu(), charset)):
+            results[i] = d
+    return [r for r in results if r is not None]

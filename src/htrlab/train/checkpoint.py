@@ -1,0 +1,141 @@
+"""Self-describing checkpoints: weights in safetensors, everything needed to use them in its JSON metadata.
+
+A checkpoint file ``*.safetensors`` holds the model weights and, under the metadata key ``htrlab``, a JSON
+document: format version, htrlab version, model name and config, charset, preprocessing, a data summary with
+fingerprints of the training lines, and training facts. Loading checks each field and names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import htrlab
+from htrlab.config import from_dict
+from htrlab.data.preprocess import PreprocessConfig
+from htrlab.errors import CheckpointError, ConfigError, ModelError
+from htrlab.models.registry import build_model, model_config_dict
+from htrlab.text.charset import Charset
+
+FORMAT_VERSION = 1
+META_KEY = "htrlab"
+
+
+@dataclass
+class CheckpointMeta:
+    """What a checkpoint says about itself."""
+
+    model_name: str
+    model_config: dict[str, Any]
+    charset: list[str]
+    preprocess: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)  # dataset, splits, counts, fingerprints
+    training: dict[str, Any] = field(default_factory=dict)  # step, epoch, val_cer, resolved config
+    format_version: int = FORMAT_VERSION
+    htrlab_version: str = htrlab.__version__
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    charset: Charset
+    preprocess: PreprocessConfig
+    meta: CheckpointMeta
+    path: Path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) -> None:
+    """Write weights + metadata atomically (a killed process never leaves a half-written checkpoint)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
+    tmp.replace(path)
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """Read and check only the metadata of a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if n <= 0 or n > 100_000_000:
+                raise CheckpointError(f"{path} is not a safetensors checkpoint (bad header size)")
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
+    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    if raw is None:
+        raise CheckpointError(f"{path} has no htrlab metadata: it was not written by htrlab")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: htrlab metadata is not valid JSON ({exc})") from exc
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version}, this htrlab ({htrlab.__version__}) reads "
+            f"version {FORMAT_VERSION}"
+        )
+    try:
+        return from_dict(CheckpointMeta, data, where="checkpoint")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: bad metadata: {exc}") from exc
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model described by a checkpoint and load its weights (eval mode).
+
+    Raises:
+        CheckpointError: naming the file and the field that does not fit.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        charset = Charset(meta.charset)
+        preprocess = from_dict(PreprocessConfig, meta.preprocess, where="checkpoint.preprocess")
+        model = build_model(meta.model_name, len(charset), meta.model_config)
+    except (ConfigError, ModelError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not fit model '{meta.model_name}' (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
+        )
+    model.to(device).eval()
+    return LoadedModel(model, charset, preprocess, meta, path)
+
+
+def make_meta(
+    model: nn.Module,
+    model_name: str,
+    charset: Charset,
+    preprocess: PreprocessConfig,
+    data: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+) -> CheckpointMeta:
+    return CheckpointMeta(
+        model_name=model_name,
+        model_config=model_config_dict(model),
+        charset=charset.to_list(),
+        preprocess=asdict(preprocess),
+        data=dict(data or {}),
+        training=dict(training or {}),
+    )

@@ -1,0 +1,71 @@
+"""The training run configuration: one dataclass per section, saved with every run and checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from htrlab.data.augment import AugmentConfig
+from htrlab.data.preprocess import PreprocessConfig
+from htrlab.errors import ConfigError
+
+
+@dataclass
+class DataSection:
+    dataset: str = ""  # PATH or FORMAT:PATH (see `htrlab data check`)
+    train_split: str = "train"
+    val_split: str = "val"
+    on_error: str = "error"  # "skip" records and reports bad samples (unreadable, too narrow, ...) instead
+    drop_empty: bool = True  # lines with an empty transcription are left out (and counted in the log)
+    max_train_lines: int = 0  # 0 = all; otherwise the first N (for quick experiments)
+    max_val_lines: int = 0
+    cache_dir: str = ""  # preprocessed-line cache; "" = $HTRLAB_CACHE or ~/.cache/htrlab
+
+
+@dataclass
+class ModelSection:
+    name: str = "htr-jand"  # a registered model, see `htrlab models`
+    params: dict[str, Any] = field(default_factory=dict)  # overrides of the model's config dataclass
+    tiny: bool = False  # start from the model's tiny test configuration
+
+
+@dataclass
+class TrainSection:
+    out_dir: str = "runs/htr-jand"
+    seed: int = 0
+    epochs: int = 100
+    max_steps: int = 0  # 0 = no step limit
+    time_budget_min: float = 0.0  # stop after this much training time (0 = none); the schedule uses it
+    batch_size: int = 16
+    max_pixels: int = 0  # also cap padded pixels per batch (0 = no cap)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    schedule: str = "cosine"  # cosine | constant (after warm-up)
+    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    clip_grad: float = 5.0
+    eval_every: int = 0  # steps between validations (0 = once per epoch)
+    eval_batch_size: int = 32
+    train_eval_lines: int = 200  # training lines re-decoded at each validation, to show over-fitting
+    patience: int = 10  # validations without improvement before stopping (0 = never stop early)
+    log_every: int = 20
+    threads: int = 0  # torch CPU threads (0 = torch's default)
+    device: str = "auto"  # auto | cpu | cuda
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"train.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class RunConfig:
+    data: DataSection = field(default_factory=DataSection)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)

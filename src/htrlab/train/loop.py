@@ -1,0 +1,370 @@
+"""The training loop: width-bucketed CTC training with validation, early stopping, checkpoints and exact
+resume. Runs unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel; gloo on CPU, nccl on
+GPU), where rank 0 logs and writes checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from htrlab.config import dump_yaml, from_dict, to_dict
+from htrlab.data.augment import augment
+from htrlab.data.batching import bucket_batches, collate, shard_batches
+from htrlab.data.dataset import open_dataset
+from htrlab.data.prepared import PreparedLines, default_cache_dir, prepare_lines
+from htrlab.data.sample import LineSample
+from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
+from htrlab.evaluate.inference import frames_needed, min_width_for, predict
+from htrlab.evaluate.metrics import count_errors
+from htrlab.models.registry import build_model, count_parameters
+from htrlab.text.charset import Charset
+from htrlab.train.checkpoint import make_meta, save_checkpoint
+from htrlab.train.config import RunConfig
+from htrlab.train.schedule import lr_factor
+
+STATE_FILE = "last.state.pt"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+def _device(cfg_device: str, local_rank: int) -> torch.device:
+    if cfg_device == "auto":
+        cfg_device = "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg_device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+        return torch.device("cuda", local_rank)
+    if cfg_device != "cpu":
+        raise ConfigError(f"train.device must be auto, cpu or cuda, got {cfg_device!r}")
+    return torch.device("cpu")
+
+
+def resolve_model_params(cfg: RunConfig) -> dict[str, Any]:
+    """Model params with ``input_height`` tied to ``preprocess.height`` (a mismatch is a config error)."""
+    params = dict(cfg.model.params)
+    h = params.get("input_height")
+    if h is not None and h != cfg.preprocess.height:
+        raise ConfigError(
+            f"model.params.input_height={h} but preprocess.height={cfg.preprocess.height}; they must match"
+        )
+    params["input_height"] = cfg.preprocess.height
+    return params
+
+
+class _Logger:
+    """Rank-0 metrics log (JSONL) and the end-of-run curve."""
+
+    def __init__(self, out_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = out_dir / "metrics.jsonl"
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.enabled:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+def plot_curves(metrics_path: Path, out_png: Path) -> None:
+    """Loss and CER against steps, from a run's metrics.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(x) for x in metrics_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    train = [r for r in rows if r.get("kind") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if train:
+        ax1.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("CTC loss")
+    ax1.set_yscale("log")
+    ax1.set_title("training loss")
+    if evals:
+        steps = [r["step"] for r in evals]
+        ax2.plot(steps, [r["val_cer"] * 100 for r in evals], "o-", label="val CER")
+        if any("train_cer" in r for r in evals):
+            ax2.plot(steps, [r.get("train_cer", float("nan")) * 100 for r in evals], "s--", label="train CER")
+        ax2.legend()
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("CER %")
+    ax2.set_title("character error rate (greedy)")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def _select(samples: list[LineSample], drop_empty: bool, limit: int) -> tuple[list[LineSample], int]:
+    kept = [s for s in samples if s.text] if drop_empty else list(samples)
+    dropped = len(samples) - len(kept)
+    if limit > 0:
+        kept = kept[:limit]
+    return kept, dropped
+
+
+def _width_validator(model: nn.Module, charset: Charset):
+    def check(sample: LineSample, image: np.ndarray) -> str | None:
+        need = frames_needed(len(sample.text), sample.text)
+        have = int(model.output_length(image.shape[1]))  # type: ignore[operator]
+        if have < need:
+            return (
+                f"sample {sample.id}: image is {image.shape[1]} px wide after preprocessing, giving {have} CTC "
+                f"frames, but its text needs {need}; minimum width {min_width_for(model, need)} px "
+                "(raise the width or drop the sample with data.on_error=skip)"
+            )
+        return None
+
+    return check
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Train a CTC model as configured. Returns a summary (best val CER, checkpoint paths, ...)."""
+    rank, world, local_rank = _dist_info()
+    distributed = world > 1
+    device = _device(cfg.train.device, local_rank)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    is_main = rank == 0
+    if cfg.train.threads > 0:
+        torch.set_num_threads(cfg.train.threads)
+    out_dir = Path(cfg.train.out_dir)
+    if not cfg.data.dataset:
+        raise ConfigError("data.dataset is empty: give the dataset path (e.g. --set data.dataset=PATH)")
+    state_path = out_dir / STATE_FILE
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and (out_dir / "metrics.jsonl").exists():
+            raise ConfigError(
+                f"{out_dir} already holds a run; use --resume to continue it or choose another train.out_dir"
+            )
+        if resume and not state_path.is_file():
+            raise CheckpointError(f"--resume: no {STATE_FILE} in {out_dir} to resume from")
+        dump_yaml(cfg, out_dir / "config.yaml")
+    seed = cfg.train.seed
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    # ---- data -------------------------------------------------------------------------------------------
+    ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error)
+    train_samples, dropped_train = _select(ds.split(cfg.data.train_split), cfg.data.drop_empty,
+                                           cfg.data.max_train_lines)
+    val_samples, dropped_val = _select(ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines)
+    if not train_samples:
+        raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
+    charset = Charset.from_texts(s.text for s in train_samples)
+    unknown_val = sorted({c for s in val_samples for c in s.text if c not in charset})
+    params = resolve_model_params(cfg)
+    model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+    if distributed and not is_main:
+        dist.barrier()  # rank 0 builds the cache first
+    prog = cfg.train.progress and is_main
+    check = _width_validator(model, charset)
+    train_lines = prepare_lines(train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train")
+    val_lines = prepare_lines(val_samples, cfg.preprocess, cfg.data.on_error, cache_dir, None, prog, "val")
+    if distributed and is_main:
+        dist.barrier()
+    if is_main:
+        _log(f"data: {ds.format} {ds.root}: {len(train_lines)} train lines, {len(val_lines)} val lines, "
+             f"{len(charset) - 1} characters")
+        if dropped_train or dropped_val:
+            _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
+        if train_lines.skipped or val_lines.skipped:
+            _log(f"data: skipped {len(train_lines.skipped)} train / {len(val_lines.skipped)} val samples "
+                 f"(on_error=skip), e.g. {(train_lines.skipped + val_lines.skipped)[0]}")
+        if unknown_val:
+            _log(f"data: validation text has characters never seen in training: {unknown_val!r} "
+                 "(they count as errors)")
+        _log(f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}")
+
+    model.to(device)
+    net: nn.Module = model
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+    widths = train_lines.widths
+    steps_per_epoch = len(shard_batches(
+        bucket_batches(widths, cfg.train.batch_size, None, cfg.train.max_pixels or None, cfg.preprocess.height),
+        rank, world))
+    if steps_per_epoch == 0:
+        raise DataError(f"too few training lines ({len(train_lines)}) for {world} processes")
+    total_steps = cfg.train.epochs * steps_per_epoch
+    if cfg.train.max_steps > 0:
+        total_steps = min(total_steps, cfg.train.max_steps)
+    budget_s = cfg.train.time_budget_min * 60.0
+
+    st: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_cer": math.inf, "bad_evals": 0,
+                          "elapsed": 0.0, "best_step": -1, "last_eval_step": -1}
+    if resume:
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        if saved.get("config") != to_dict(cfg):
+            raise ConfigError(f"--resume: the configuration differs from the one saved in {out_dir}/config.yaml")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        st = saved["progress"]
+        torch.set_rng_state(saved["torch_rng"])
+        if is_main:
+            _log(f"resume: step {st['step']}, epoch {st['epoch']}, batch {st['batch']}, best val CER "
+                 f"{st['best_cer']:.4f}")
+    logger = _Logger(out_dir, is_main)
+    data_summary = {
+        "dataset": str(ds.root), "format": ds.format, "train_split": cfg.data.train_split,
+        "val_split": cfg.data.val_split, "train_lines": len(train_lines), "val_lines": len(val_lines),
+        "train_fingerprints": train_lines.fingerprints,
+    }
+    train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
+
+    def progress_frac() -> float:
+        p = st["step"] / total_steps if total_steps else 0.0
+        if budget_s > 0:
+            p = max(p, st["elapsed"] / budget_s)
+        return p
+
+    def evaluate_and_save() -> bool:
+        """Validate, checkpoint; returns True when training should stop early."""
+        t0 = time.time()
+        val_pred = predict(model, charset, val_lines.images, cfg.train.eval_batch_size, device)
+        val_counts = count_errors(val_lines.texts, [d.text for d in val_pred])
+        tr_imgs = [train_lines.images[i] for i in train_eval_idx]
+        tr_pred = predict(model, charset, tr_imgs, cfg.train.eval_batch_size, device)
+        tr_counts = count_errors([train_lines.texts[i] for i in train_eval_idx], [d.text for d in tr_pred])
+        model.train()
+        st["last_eval_step"] = st["step"]
+        improved = val_counts.cer < st["best_cer"]
+        if improved:
+            st["best_cer"], st["best_step"], st["bad_evals"] = val_counts.cer, st["step"], 0
+        else:
+            st["bad_evals"] += 1
+        rec = {"kind": "eval", "step": st["step"], "epoch": st["epoch"], "val_cer": val_counts.cer,
+               "val_wer": val_counts.wer, "train_cer": tr_counts.cer, "elapsed_s": round(st["elapsed"], 1),
+               "eval_s": round(time.time() - t0, 1),
+               "examples": [{"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))]}
+        logger.write(rec)
+        if is_main:
+            _log(f"eval step {st['step']} epoch {st['epoch']}: val CER {val_counts.cer:.4f} WER "
+                 f"{val_counts.wer:.4f} | train CER {tr_counts.cer:.4f} | best {st['best_cer']:.4f}")
+            for ex in rec["examples"]:
+                _log(f"   ref: {ex['ref']}\n   hyp: {ex['hyp']}")
+            training = {"step": st["step"], "epoch": st["epoch"], "val_cer": val_counts.cer,
+                        "config": to_dict(cfg)}
+            meta = make_meta(model, cfg.model.name, charset, cfg.preprocess, data_summary, training)
+            save_checkpoint(out_dir / "last.safetensors", model, meta)
+            if improved:
+                save_checkpoint(out_dir / "best.safetensors", model, meta)
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "progress": dict(st),
+                        "torch_rng": torch.get_rng_state(), "config": to_dict(cfg)}, str(state_path) + ".tmp")
+            os.replace(str(state_path) + ".tmp", state_path)
+        if distributed:
+            dist.barrier()
+        return cfg.train.patience > 0 and st["bad_evals"] >= cfg.train.patience
+
+    model.train()
+    bar = tqdm(total=total_steps, initial=st["step"], disable=not prog, unit="step", dynamic_ncols=True)
+    stop = False
+    last_log = time.time()
+    run_start_elapsed = st["elapsed"]
+    t_start = time.time()
+    while not stop and st["epoch"] < cfg.train.epochs:
+        epoch_rng = np.random.default_rng([seed, st["epoch"]])
+        batches = shard_batches(bucket_batches(widths, cfg.train.batch_size, epoch_rng,
+                                               cfg.train.max_pixels or None, cfg.preprocess.height), rank, world)
+        while st["batch"] < len(batches):
+            idx = batches[st["batch"]]
+            aug_rng = np.random.default_rng([seed, st["epoch"], st["batch"], rank])
+            imgs = [augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment) for i in idx]
+            texts = [train_lines.texts[i] for i in idx]
+            try:
+                batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
+            except CharsetError as exc:  # cannot happen for training text (charset built from it) but be explicit
+                raise DataError(str(exc)) from exc
+            for g in opt.param_groups:
+                g["lr"] = cfg.train.lr * lr_factor(st["step"], cfg.train.warmup_steps, progress_frac(),
+                                                   cfg.train.schedule, cfg.train.min_lr_ratio)
+            log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
+            loss = F.ctc_loss(log_probs.transpose(0, 1).float(), batch.targets.to(device), lengths.to(device),
+                              batch.target_lengths.to(device), blank=Charset.BLANK, reduction="mean",
+                              zero_infinity=True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.clip_grad > 0:
+                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad))
+            else:
+                gnorm = float("nan")
+            opt.step()
+            st["step"] += 1
+            st["batch"] += 1
+            st["elapsed"] = run_start_elapsed + (time.time() - t_start)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", ep=st["epoch"])
+            if st["step"] % cfg.train.log_every == 0:
+                now = time.time()
+                logger.write({"kind": "train", "step": st["step"], "epoch": st["epoch"], "loss": loss.item(),
+                              "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
+                              "elapsed_s": round(st["elapsed"], 1),
+                              "s_per_step": round((now - last_log) / cfg.train.log_every, 3)})
+                last_log = now
+            out_of_steps = cfg.train.max_steps > 0 and st["step"] >= cfg.train.max_steps
+            out_of_time = budget_s > 0 and st["elapsed"] >= budget_s
+            if cfg.train.eval_every > 0 and st["step"] % cfg.train.eval_every == 0:
+                stop = evaluate_and_save()
+            if stop or out_of_steps or out_of_time:
+                stop = True
+                break
+        if not stop:
+            st["epoch"] += 1
+            st["batch"] = 0
+        end_of_run = stop or st["epoch"] >= cfg.train.epochs
+        if (end_of_run or cfg.train.eval_every == 0) and st["last_eval_step"] != st["step"]:
+            stop = evaluate_and_save() or stop
+    bar.close()
+    summary = {"out_dir": str(out_dir), "best_val_cer": st["best_cer"], "best_step": st["best_step"],
+               "steps": st["step"], "epochs_done": st["epoch"], "train_seconds": round(st["elapsed"], 1),
+               "best_checkpoint": str(out_dir / "best.safetensors"),
+               "last_checkpoint": str(out_dir / "last.safetensors")}
+    if is_main:
+        try:
+            plot_curves(out_dir / "metrics.jsonl", out_dir / "curves.png")
+        except (OSError, ValueError) as exc:
+            _log(f"warning: could not draw curves.png: {exc}")
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        _log(f"done: best val CER {st['best_cer']:.4f} at step {st['best_step']}; checkpoints in {out_dir}")
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def load_run_config(path: str | None, overrides: list[str]) -> RunConfig:
+    from htrlab.config import load_config
+
+    return load_config(RunConfig, path, overrides)
+
+
+__all__ = ["PreparedLines", "RunConfig", "asdict", "from_dict", "load_run_config", "plot_curves", "train"]
