@@ -35,14 +35,20 @@ def main() -> int:
     ap.add_argument("--eval-only", action="store_true", help="skip training; evaluate OUT/best.safetensors")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     args = ap.parse_args()
-    overrides = [f"train.out_dir={args.out}", f"train.time_budget_min={args.budget_min}",
-                 f"train.threads={args.threads}", *args.set]
+    overrides = [
+        f"train.out_dir={args.out}",
+        f"train.time_budget_min={args.budget_min}",
+        f"train.threads={args.threads}",
+        *args.set,
+    ]
     cfg = load_run_config(args.config, overrides)
     t0 = time.time()
     summary = {} if args.eval_only else train(cfg, resume=args.resume)
     loaded = load_checkpoint(Path(args.out) / "best.safetensors")
     results = evaluate_splits(loaded, cfg.data.dataset, ["train", "val", "test"], on_error=cfg.data.on_error)
-    machine = f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, torch {torch.__version__}"
+    machine = (
+        f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, torch {torch.__version__}"
+    )
     out = {
         "command": "python " + " ".join(sys.argv),
         "date": time.strftime("%Y-%m-%d"),
@@ -57,7 +63,8 @@ def main() -> int:
     Path(args.out, "results.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     for r in results:
         Path(args.out, f"predictions-{r.split}.jsonl").write_text(
-            "".join(json.dumps(p) + "\n" for p in r.predictions), encoding="utf-8")
+            "".join(json.dumps(p) + "\n" for p in r.predictions), encoding="utf-8"
+        )
     md = format_table(results)
     Path(args.out, "results.md").write_text(md + "\n", encoding="utf-8")
     print(md)

@@ -33,8 +33,16 @@ def save_png(arr: np.ndarray, path: Path) -> Path:
     return path
 
 
-LINES = ["the cat sat", "on a mat", "dear sir", "kind regards", "seeds of kew", "many thanks",
-         "a letter", "the garden"]
+LINES = [
+    "the cat sat",
+    "on a mat",
+    "dear sir",
+    "kind regards",
+    "seeds of kew",
+    "many thanks",
+    "a letter",
+    "the garden",
+]
 
 
 @pytest.fixture
@@ -49,8 +57,13 @@ def line_folder(tmp_path: Path) -> Path:
     return root
 
 
-def make_page(tmp_path: Path, texts: list[str], name: str = "page1", schema: str = "2013-07-15",
-              reverse_order: bool = True) -> Path:
+def make_page(
+    tmp_path: Path,
+    texts: list[str],
+    name: str = "page1",
+    schema: str = "2013-07-15",
+    reverse_order: bool = True,
+) -> Path:
     """A PAGE-XML page with one region and a line per text, its image beside it.
 
     Lines are written in the XML in reverse reading order (with readingOrder indices) to test ordering.

@@ -17,17 +17,37 @@ from htrlab.train.loop import load_run_config, train
 
 
 def _cfg(dataset: Path, out: Path, *extra: str):
-    return load_run_config(None, [
-        f"data.dataset={dataset}", f"train.out_dir={out}", "model.tiny=true", "preprocess.height=32",
-        "augment.enabled=false", "train.batch_size=4", "train.lr=3e-3", "train.warmup_steps=10",
-        "train.progress=false", "train.log_every=5", "train.threads=1", *extra,
-    ])
+    return load_run_config(
+        None,
+        [
+            f"data.dataset={dataset}",
+            f"train.out_dir={out}",
+            "model.tiny=true",
+            "preprocess.height=32",
+            "augment.enabled=false",
+            "train.batch_size=4",
+            "train.lr=3e-3",
+            "train.warmup_steps=10",
+            "train.progress=false",
+            "train.log_every=5",
+            "train.threads=1",
+            *extra,
+        ],
+    )
 
 
 def test_tiny_model_overfits_four_lines_to_zero_cer(line_folder: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    cfg = _cfg(line_folder, tmp_path / "run", "train.epochs=400", "train.eval_every=50", "train.patience=0",
-               "train.max_steps=400", "train.schedule=constant", "data.val_split=train")
+    cfg = _cfg(
+        line_folder,
+        tmp_path / "run",
+        "train.epochs=400",
+        "train.eval_every=50",
+        "train.patience=0",
+        "train.max_steps=400",
+        "train.schedule=constant",
+        "data.val_split=train",
+    )
     summary = train(cfg)
     loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
     res = evaluate_splits(loaded, line_folder, ["train"], progress=False)[0]
@@ -51,12 +71,18 @@ def test_checkpoint_describes_itself(line_folder: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_exactly(line_folder: Path, tmp_path: Path) -> None:
-    full = _cfg(line_folder, tmp_path / "full", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true")
+    full = _cfg(
+        line_folder, tmp_path / "full", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true"
+    )
     train(full)
     # a "killed" run: stops after 4 steps (max_steps), then resumes with the full step budget
-    part = _cfg(line_folder, tmp_path / "part", "train.max_steps=4", "train.eval_every=4", "augment.enabled=true")
+    part = _cfg(
+        line_folder, tmp_path / "part", "train.max_steps=4", "train.eval_every=4", "augment.enabled=true"
+    )
     train(part)
-    resumed = _cfg(line_folder, tmp_path / "part", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true")
+    resumed = _cfg(
+        line_folder, tmp_path / "part", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true"
+    )
     # the saved config must match for a resume; rewrite it as the user would re-run the same command
     state = torch.load(tmp_path / "part" / "last.state.pt", weights_only=False)
     from htrlab.config import to_dict
@@ -75,8 +101,10 @@ def test_resume_with_changed_config_is_refused(line_folder: Path, tmp_path: Path
 
     train(_cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2"))
     with pytest.raises(ConfigError, match="differs"):
-        train(_cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "train.lr=0.1"),
-              resume=True)
+        train(
+            _cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "train.lr=0.1"),
+            resume=True,
+        )
 
 
 def test_existing_run_is_not_overwritten(line_folder: Path, tmp_path: Path) -> None:
@@ -89,7 +117,6 @@ def test_existing_run_is_not_overwritten(line_folder: Path, tmp_path: Path) -> N
 
 def test_too_narrow_line_names_sample_and_min_width(tmp_path: Path) -> None:
     from conftest import render_line, save_png
-
     from htrlab.errors import DataError
 
     root = tmp_path / "d"
@@ -103,11 +130,35 @@ def test_too_narrow_line_names_sample_and_min_width(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_distributed_two_cpu_processes_gloo(line_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "htrlab.cli.main", "train", "--set", f"data.dataset={line_folder}", "--set", f"train.out_dir={out}",
-           "--set", "model.tiny=true", "--set", "preprocess.height=32", "--set", "train.batch_size=2",
-           "--set", "train.max_steps=4", "--set", "train.eval_every=2", "--set", "train.progress=false",
-           "--set", "train.threads=1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "htrlab.cli.main",
+        "train",
+        "--set",
+        f"data.dataset={line_folder}",
+        "--set",
+        f"train.out_dir={out}",
+        "--set",
+        "model.tiny=true",
+        "--set",
+        "preprocess.height=32",
+        "--set",
+        "train.batch_size=2",
+        "--set",
+        "train.max_steps=4",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        "train.progress=false",
+        "--set",
+        "train.threads=1",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

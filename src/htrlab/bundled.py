@@ -18,8 +18,10 @@ def default_checkpoint() -> Path:
     """The bundled default model (see ``htrlab/weights/MODEL_CARD.md``)."""
     path = _package_dir("weights") / DEFAULT_MODEL
     if not path.is_file():
-        raise CheckpointError(f"the bundled default model {path} is missing from this installation; "
-                              "pass a checkpoint with -m CHECKPOINT")
+        raise CheckpointError(
+            f"the bundled default model {path} is missing from this installation; "
+            "pass a checkpoint with -m CHECKPOINT"
+        )
     return path
 
 

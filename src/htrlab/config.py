@@ -73,6 +73,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '3e-4' as a string; it means a number
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{where}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -124,12 +129,6 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{text}': value is not valid YAML ({exc})") from exc
-    # YAML 1.1 reads '3e-4' as a string; accept it as a float, which is what anyone means by it.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in "eE.") else value
-        except ValueError:
-            pass
     return key.split("."), value
 
 

@@ -22,5 +22,9 @@ def dumps(obj: Any) -> str:
 
 
 def add_on_error(p: Any) -> None:
-    p.add_argument("--on-error", choices=["error", "skip"], default="error",
-                   help="stop at the first bad sample (default) or skip bad samples and report how many")
+    p.add_argument(
+        "--on-error",
+        choices=["error", "skip"],
+        default="error",
+        help="stop at the first bad sample (default) or skip bad samples and report how many",
+    )

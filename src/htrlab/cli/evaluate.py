@@ -32,22 +32,44 @@ def run(args: argparse.Namespace) -> int:
     splits = [s for s in wanted if s in available]
     missing = [s for s in wanted if s not in available]
     if missing:
-        print(f"note: dataset has no split(s) {', '.join(missing)}; evaluating {', '.join(splits) or 'nothing'}",
-              file=sys.stderr)
+        print(
+            f"note: dataset has no split(s) {', '.join(missing)}; evaluating {', '.join(splits) or 'nothing'}",
+            file=sys.stderr,
+        )
     if not splits:
         from htrlab.errors import DataError
 
-        raise DataError(f"none of the splits {wanted} exist in {args.dataset} (it has: {', '.join(available)})")
-    results = evaluate_splits(loaded, args.dataset, splits, args.batch_size, args.on_error,
-                              max_lines=args.max_lines, progress=sys.stderr.isatty())
+        raise DataError(
+            f"none of the splits {wanted} exist in {args.dataset} (it has: {', '.join(available)})"
+        )
+    results = evaluate_splits(
+        loaded,
+        args.dataset,
+        splits,
+        args.batch_size,
+        args.on_error,
+        max_lines=args.max_lines,
+        progress=sys.stderr.isatty(),
+    )
     trained_on = loaded.meta.data.get("train_split")
     for r in results:
         if r.leaked and r.split != trained_on:
-            print(f"WARNING: {r.leaked} of {r.lines} '{r.split}' lines are among this checkpoint's TRAINING lines "
-                  "(same image fingerprints). Its score on them measures memory, not reading.", file=sys.stderr)
+            print(
+                f"WARNING: {r.leaked} of {r.lines} '{r.split}' lines are among this checkpoint's TRAINING lines "
+                "(same image fingerprints). Its score on them measures memory, not reading.",
+                file=sys.stderr,
+            )
     if args.json:
-        write_output(dumps({"checkpoint": str(args.checkpoint), "dataset": str(args.dataset),
-                            "results": [dict(r.row(), predictions=r.predictions) for r in results]}), args.output)
+        write_output(
+            dumps(
+                {
+                    "checkpoint": str(args.checkpoint),
+                    "dataset": str(args.dataset),
+                    "results": [dict(r.row(), predictions=r.predictions) for r in results],
+                }
+            ),
+            args.output,
+        )
     else:
         write_output(format_table(results), args.output)
     return 0

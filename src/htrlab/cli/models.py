@@ -10,7 +10,9 @@ from htrlab.cli.common import dumps, write_output
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the registered model architectures")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--classes", type=int, default=100, help="output classes assumed for the counts (default 100)")
+    p.add_argument(
+        "--classes", type=int, default=100, help="output classes assumed for the counts (default 100)"
+    )
     p.set_defaults(func=run)
 
 
@@ -20,8 +22,13 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in model_names():
         spec = get_spec(name)
-        rows.append({"name": name, "params": count_parameters(build_model(name, args.classes)),
-                     "description": spec.description})
+        rows.append(
+            {
+                "name": name,
+                "params": count_parameters(build_model(name, args.classes)),
+                "description": spec.description,
+            }
+        )
     if args.json:
         write_output(dumps(rows), None)
     else:

@@ -13,7 +13,9 @@ from htrlab.cli.common import add_on_error, write_output
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recognize", help="read text line images (default: the bundled example lines)")
     p.add_argument("images", nargs="*", help="line images; none = the bundled examples")
-    p.add_argument("-m", "--model", default="default", help="checkpoint file, or 'default' for the bundled model")
+    p.add_argument(
+        "-m", "--model", default="default", help="checkpoint file, or 'default' for the bundled model"
+    )
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout")
@@ -39,20 +41,33 @@ def run(args: argparse.Namespace) -> int:
             ok_paths.append(p)
         except DataError as exc:
             if args.on_error == "error":
-                raise DataError(f"{exc} (use --on-error skip to read the other images and report this one)") from exc
+                raise DataError(
+                    f"{exc} (use --on-error skip to read the other images and report this one)"
+                ) from exc
             failed[p] = str(exc)
-    preds = dict(zip(ok_paths, predict(loaded.model, loaded.charset, images, args.batch_size))) if images else {}
+    preds = (
+        dict(zip(ok_paths, predict(loaded.model, loaded.charset, images, args.batch_size))) if images else {}
+    )
     out = []
     for p in paths:
         if p in failed:
-            out.append(json.dumps({"path": str(p), "error": failed[p]}) if args.format == "jsonl"
-                       else f"{p}\tERROR: {failed[p]}")
+            out.append(
+                json.dumps({"path": str(p), "error": failed[p]})
+                if args.format == "jsonl"
+                else f"{p}\tERROR: {failed[p]}"
+            )
         else:
             d = preds[p]
-            out.append(json.dumps({"path": str(p), "text": d.text, "confidence": round(d.confidence, 4)},
-                                  ensure_ascii=False) if args.format == "jsonl"
-                       else f"{p}\t{d.text}\t{d.confidence:.3f}")
+            out.append(
+                json.dumps(
+                    {"path": str(p), "text": d.text, "confidence": round(d.confidence, 4)}, ensure_ascii=False
+                )
+                if args.format == "jsonl"
+                else f"{p}\t{d.text}\t{d.confidence:.3f}"
+            )
     write_output("\n".join(out), args.output)
     if failed:
-        print(f"{len(failed)} of {len(paths)} images could not be read (listed in the output)", file=sys.stderr)
+        print(
+            f"{len(failed)} of {len(paths)} images could not be read (listed in the output)", file=sys.stderr
+        )
     return 1 if failed and not preds else 0

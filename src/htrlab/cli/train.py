@@ -10,8 +10,14 @@ from htrlab.cli.common import dumps, write_output
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a recognizer (runs under torchrun for several processes/GPUs)")
     p.add_argument("-c", "--config", help="YAML config (sections: data, preprocess, augment, model, train)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=3e-4 (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in train.out_dir where it stopped")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run)

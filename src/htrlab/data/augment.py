@@ -49,8 +49,12 @@ def _elastic(x: np.ndarray, rng: np.random.Generator, amp: float) -> np.ndarray:
     h, w = x.shape
     # Smooth random displacement fields: coarse noise upsampled (cheap, no per-pixel Gaussian filtering).
     gh, gw = max(2, h // 16), max(2, w // 16)
-    dx = cv2.resize(rng.uniform(-amp, amp, (gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    dy = cv2.resize(rng.uniform(-amp, amp, (gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    dx = cv2.resize(
+        rng.uniform(-amp, amp, (gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    dy = cv2.resize(
+        rng.uniform(-amp, amp, (gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     return cv2.remap(x, gx + dx, gy + dy, interpolation=cv2.INTER_LINEAR, borderValue=0.0)
 

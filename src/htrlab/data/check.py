@@ -4,7 +4,7 @@ Leakage is what turned one user's train CER of 0.0001 into a test CER of 7.89: t
 images) on both sides of a split. Three checks:
 
 * identical images: the raw crops hash the same (:func:`htrlab.data.prepared.fingerprint`);
-* near-identical images: a 256-bit difference hash of the preprocessed line differs in few bits and the
+* near-identical images: the preprocessed lines, shrunk to 16 x 64 cells, correlate above a threshold and their
   widths agree (catches re-scans, re-encodings and slightly different crops of one line);
 * identical transcriptions of substantial length (short ones such as "My dear Dyer" recur legitimately and are
   only counted).
@@ -25,18 +25,27 @@ from htrlab.data.prepared import PreparedLines, prepare_lines
 from htrlab.data.preprocess import PreprocessConfig
 
 
-def dhash(image: np.ndarray, rows: int = 8, cols: int = 32) -> np.ndarray:
-    """Difference hash of a preprocessed line: (rows * cols,) bool, comparing horizontally adjacent cells."""
-    small = cv2.resize(image.astype(np.float32), (cols + 1, rows), interpolation=cv2.INTER_AREA)
-    return (small[:, 1:] > small[:, :-1]).reshape(-1)
+def thumbnail_vector(image: np.ndarray, rows: int = 16, cols: int = 64) -> np.ndarray:
+    """A preprocessed line shrunk to ``rows x cols`` cells, centred and L2-normalised: (rows * cols,) float32.
+
+    The dot product of two such vectors is their correlation; re-encoded or re-scanned copies of a line score
+    above 0.99, different lines of one hand rarely above 0.9.
+    """
+    small = cv2.resize(image.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA).ravel()
+    small = small - small.mean()
+    return (small / (np.linalg.norm(small) + 1e-6)).astype(np.float32)
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:
     if not values:
         return {}
     a = np.asarray(values, dtype=np.float64)
-    return {"min": float(a.min()), "median": float(np.median(a)), "mean": round(float(a.mean()), 1),
-            "max": float(a.max())}
+    return {
+        "min": float(a.min()),
+        "median": float(np.median(a)),
+        "mean": round(float(a.mean()), 1),
+        "max": float(a.max()),
+    }
 
 
 @dataclass
@@ -50,7 +59,7 @@ class CheckReport:
     problems: list[str]
     empty_labels: list[str]
     identical_images: list[tuple[str, str]] = field(default_factory=list)
-    near_identical_images: list[tuple[str, str, int]] = field(default_factory=list)
+    near_identical_images: list[tuple[str, str, float]] = field(default_factory=list)
     identical_texts: list[tuple[str, str, str]] = field(default_factory=list)
     short_repeated_texts: int = 0
     unsplit_lines: int = 0
@@ -78,7 +87,9 @@ class CheckReport:
             if chars:
                 out.append(f"  characters in {split} never seen in train: {''.join(chars)!r}")
         if self.empty_labels:
-            out.append(f"empty transcriptions: {len(self.empty_labels)} (e.g. {', '.join(self.empty_labels[:3])})")
+            out.append(
+                f"empty transcriptions: {len(self.empty_labels)} (e.g. {', '.join(self.empty_labels[:3])})"
+            )
         if self.problems:
             out.append(f"unreadable or malformed: {len(self.problems)}")
             out += [f"  {p}" for p in self.problems[:limit]]
@@ -86,11 +97,13 @@ class CheckReport:
         out.append(f"  identical images: {len(self.identical_images)}")
         out += [f"    {a} == {b}" for a, b in self.identical_images[:limit]]
         out.append(f"  near-identical images: {len(self.near_identical_images)}")
-        out += [f"    {a} ~ {b} ({d} bits differ)" for a, b, d in self.near_identical_images[:limit]]
+        out += [f"    {a} ~ {b} (correlation {d:.3f})" for a, b, d in self.near_identical_images[:limit]]
         out.append(f"  identical transcriptions (>= min length): {len(self.identical_texts)}")
         out += [f"    {a} / {b}: {t!r}" for a, b, t in self.identical_texts[:limit]]
-        out.append(f"  short transcriptions repeated across splits (not counted as leakage): "
-                   f"{self.short_repeated_texts}")
+        out.append(
+            f"  short transcriptions repeated across splits (not counted as leakage): "
+            f"{self.short_repeated_texts}"
+        )
         out.append("LEAKAGE FOUND" if self.leakage else "no leakage found")
         return "\n".join(out)
 
@@ -98,15 +111,16 @@ class CheckReport:
 def check_dataset(
     ds: Dataset,
     cfg: PreprocessConfig | None = None,
-    min_text_chars: int = 20,
-    max_hash_bits: int = 12,
+    min_text_chars: int = 40,
+    min_similarity: float = 0.95,
     progress: bool = True,
 ) -> CheckReport:
     """Compute statistics, problems and leakage of ``ds`` (every image is read once)."""
     cfg = cfg or PreprocessConfig()
     problems = list(ds.skipped)
-    lines: PreparedLines = prepare_lines(ds.samples, cfg, on_error="skip", cache_dir=None, progress=progress,
-                                         desc="reading")
+    lines: PreparedLines = prepare_lines(
+        ds.samples, cfg, on_error="skip", cache_dir=None, progress=progress, desc="reading"
+    )
     problems += lines.skipped
     by_id = {s.id: s for s in ds.samples}
     raw_sizes: dict[str, tuple[int, int]] = {}
@@ -131,12 +145,24 @@ def check_dataset(
             "width": _stats([w for _, w in sizes]),
         }
     train_chars = {c for s in ds.samples if s.split == "train" for c in s.text}
-    unseen = {name: sorted({c for s in ds.samples if s.split == name for c in s.text} - train_chars)
-              for name in ds.splits if name != "train"} if "train" in splits else {}
+    unseen = (
+        {
+            name: sorted({c for s in ds.samples if s.split == name for c in s.text} - train_chars)
+            for name in ds.splits
+            if name != "train"
+        }
+        if "train" in splits
+        else {}
+    )
     counts = Counter(c for s in ds.samples for c in s.text)
     report = CheckReport(
-        dataset=str(ds.root), format=ds.format, splits=splits, charset=sorted(counts),
-        unseen_chars=unseen, char_counts=dict(counts.most_common()), problems=problems,
+        dataset=str(ds.root),
+        format=ds.format,
+        splits=splits,
+        charset=sorted(counts),
+        unseen_chars=unseen,
+        char_counts=dict(counts.most_common()),
+        problems=problems,
         empty_labels=[s.id for s in ds.samples if not s.text],
         unsplit_lines=sum(1 for s in ds.samples if not s.split),
     )
@@ -152,24 +178,23 @@ def check_dataset(
                     report.identical_images.append((a, b))
     # near-identical images across splits (identical ones are already reported)
     if len(lines):
-        hashes = np.packbits(np.stack([dhash(im) for im in lines.images]), axis=1)  # (N, 32) uint8
+        vecs = np.stack([thumbnail_vector(im) for im in lines.images])  # (N, 1024)
         widths = lines.widths.astype(np.float64)
         split_arr = np.asarray([split_by_id[i] or "" for i in lines.ids])
         exact = {frozenset(p) for p in report.identical_images}
-        popcount = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
         names = sorted(set(split_arr))
         for ai, a_name in enumerate(names):
             for b_name in names[ai + 1 :]:
                 ia, ib = np.where(split_arr == a_name)[0], np.where(split_arr == b_name)[0]
-                for start in range(0, len(ia), 256):
-                    chunk = ia[start : start + 256]
-                    dist = popcount[hashes[chunk][:, None, :] ^ hashes[ib][None, :, :]].sum(-1)
+                for start in range(0, len(ia), 1024):
+                    chunk = ia[start : start + 1024]
+                    sim = vecs[chunk] @ vecs[ib].T
                     ratio = widths[chunk][:, None] / widths[ib][None, :]
-                    hit = (dist <= max_hash_bits) & (ratio > 0.9) & (ratio < 1.1)
+                    hit = (sim >= min_similarity) & (ratio > 0.9) & (ratio < 1.1)
                     for r, c in zip(*np.nonzero(hit)):
                         pair = (lines.ids[chunk[r]], lines.ids[ib[c]])
                         if frozenset(pair) not in exact:
-                            report.near_identical_images.append((*pair, int(dist[r, c])))
+                            report.near_identical_images.append((*pair, round(float(sim[r, c]), 4)))
     # identical transcriptions across splits
     by_text: dict[str, list[str]] = defaultdict(list)
     for s in ds.samples:

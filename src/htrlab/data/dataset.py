@@ -59,7 +59,9 @@ class Dataset:
         have = set(self.splits)
         for n in names:
             if n not in have:
-                raise DataError(f"dataset {self.root} has no split '{n}' (splits: {', '.join(self.splits) or 'none'})")
+                raise DataError(
+                    f"dataset {self.root} has no split '{n}' (splits: {', '.join(self.splits) or 'none'})"
+                )
         return [s for s in self.samples if s.split in names]
 
 

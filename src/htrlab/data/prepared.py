@@ -77,11 +77,21 @@ def _cache_key(samples: Sequence[LineSample], cfg: PreprocessConfig) -> str:
 def _save(path: Path, lines: PreparedLines) -> None:
     widths = lines.widths
     flat = np.concatenate([im.reshape(-1) for im in lines.images]) if lines.images else np.zeros(0, np.uint8)
-    meta = {"ids": lines.ids, "texts": lines.texts, "fingerprints": lines.fingerprints,
-            "doc_ids": lines.doc_ids, "skipped": lines.skipped}
+    meta = {
+        "ids": lines.ids,
+        "texts": lines.texts,
+        "fingerprints": lines.fingerprints,
+        "doc_ids": lines.doc_ids,
+        "skipped": lines.skipped,
+    }
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, flat=flat, widths=widths, height=np.array(lines.images[0].shape[0] if lines.images else 0),
-             meta=np.array(json.dumps(meta)))
+    np.savez(
+        tmp,
+        flat=flat,
+        widths=widths,
+        height=np.array(lines.images[0].shape[0] if lines.images else 0),
+        meta=np.array(json.dumps(meta)),
+    )
     tmp.replace(path)
 
 
@@ -94,7 +104,9 @@ def _load(path: Path) -> PreparedLines:
         n = int(w) * height
         images.append(flat[off : off + n].reshape(height, int(w)))
         off += n
-    return PreparedLines(meta["ids"], meta["texts"], images, meta["fingerprints"], meta["doc_ids"], meta["skipped"])
+    return PreparedLines(
+        meta["ids"], meta["texts"], images, meta["fingerprints"], meta["doc_ids"], meta["skipped"]
+    )
 
 
 def prepare_lines(

@@ -51,17 +51,37 @@ def evaluate_splits(
         samples = [s for s in ds.split(split) if s.text or not drop_empty]
         if max_lines > 0:
             samples = samples[:max_lines]
-        lines = prepare_lines(samples, loaded.preprocess, on_error, cache_dir or default_cache_dir(),
-                              progress=progress, desc=split)
+        lines = prepare_lines(
+            samples,
+            loaded.preprocess,
+            on_error,
+            cache_dir or default_cache_dir(),
+            progress=progress,
+            desc=split,
+        )
         t0 = time.perf_counter()
         preds = predict(loaded.model, loaded.charset, lines.images, batch_size)
         secs = time.perf_counter() - t0
         counts = count_errors(lines.texts, [p.text for p in preds])
         leaked = sum(fp in train_fps for fp in lines.fingerprints)
-        rows = [{"id": i, "ref": r, "hyp": p.text, "confidence": round(p.confidence, 4)}
-                for i, r, p in zip(lines.ids, lines.texts, preds)]
-        results.append(SplitResult(split, len(lines), counts.cer, counts.wer, counts.chars, counts.words, leaked,
-                                   len(lines.skipped), round(secs, 2), rows))
+        rows = [
+            {"id": i, "ref": r, "hyp": p.text, "confidence": round(p.confidence, 4)}
+            for i, r, p in zip(lines.ids, lines.texts, preds)
+        ]
+        results.append(
+            SplitResult(
+                split,
+                len(lines),
+                counts.cer,
+                counts.wer,
+                counts.chars,
+                counts.words,
+                leaked,
+                len(lines.skipped),
+                round(secs, 2),
+                rows,
+            )
+        )
     return results
 
 

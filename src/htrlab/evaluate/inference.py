@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ def min_width_for(model: nn.Module, frames: int) -> int:
 
 def frames_needed(encoded_len: int, text: str) -> int:
     """CTC needs one frame per label plus a blank between repeated characters."""
-    return encoded_len + sum(1 for a, b in zip(text, text[1:]) if a == b)
+    return encoded_len + sum(1 for a, b in itertools.pairwise(text) if a == b)
 
 
 @torch.no_grad()

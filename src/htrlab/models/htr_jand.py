@@ -14,7 +14,12 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from htrlab.errors import ConfigError
-from htrlab.models.layers import FullGatedConv2d, SinusoidalPositionalEncoding, SqueezeExcitation, pooled_length
+from htrlab.models.layers import (
+    FullGatedConv2d,
+    SinusoidalPositionalEncoding,
+    SqueezeExcitation,
+    pooled_length,
+)
 from htrlab.models.registry import register
 
 
@@ -34,14 +39,18 @@ class HTRJandConfig:
 
     def __post_init__(self) -> None:
         if len(self.channels) != len(self.pools):
-            raise ConfigError(f"model: {len(self.channels)} channels but {len(self.pools)} pools; give one per block")
+            raise ConfigError(
+                f"model: {len(self.channels)} channels but {len(self.pools)} pools; give one per block"
+            )
         if any(len(p) != 2 or min(p) < 1 for p in self.pools):
             raise ConfigError(f"model.pools must be [h, w] pairs of positive ints, got {self.pools}")
         hdiv = 1
         for ph, _ in self.pools:
             hdiv *= ph
         if self.input_height % hdiv:
-            raise ConfigError(f"model.input_height {self.input_height} is not divisible by the pooling ({hdiv})")
+            raise ConfigError(
+                f"model.input_height {self.input_height} is not divisible by the pooling ({hdiv})"
+            )
         if self.d_model % self.attn_heads or (2 * self.lstm_hidden) % self.attn_heads:
             raise ConfigError("model: d_model and 2*lstm_hidden must be divisible by attn_heads")
 
@@ -115,7 +124,13 @@ register(
     "htr-jand",
     HTRJandConfig,
     HTRJand,
-    tiny={"channels": [8, 16, 16, 16, 32], "pools": [[2, 2], [2, 2], [2, 1], [2, 1], [1, 1]], "d_model": 48,
-          "lstm_hidden": 32, "lstm_layers": 1, "input_height": 32},
+    tiny={
+        "channels": [8, 16, 16, 16, 32],
+        "pools": [[2, 2], [2, 2], [2, 1], [2, 1], [1, 1]],
+        "d_model": 48,
+        "lstm_hidden": 32,
+        "lstm_layers": 1,
+        "input_height": 32,
+    },
     description="HTR-JAND teacher: gated CNN + SE, 4-layer BiLSTM, self-attention, CTC",
 )

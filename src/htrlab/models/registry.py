@@ -23,7 +23,9 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, config_cls: type, model_cls: type[nn.Module], tiny: dict[str, Any], description: str) -> None:
+def register(
+    name: str, config_cls: type, model_cls: type[nn.Module], tiny: dict[str, Any], description: str
+) -> None:
     """Register an architecture under ``name`` with the overrides of its tiny test configuration."""
     _REGISTRY[name] = ModelSpec(name, config_cls, model_cls, tiny, description)
 
@@ -53,7 +55,9 @@ def make_config(name: str, params: dict[str, Any] | None = None, tiny: bool = Fa
     return from_dict(spec.config_cls, data, where="model.params")
 
 
-def build_model(name: str, num_classes: int, params: dict[str, Any] | None = None, tiny: bool = False) -> nn.Module:
+def build_model(
+    name: str, num_classes: int, params: dict[str, Any] | None = None, tiny: bool = False
+) -> nn.Module:
     """Instantiate a registered model with ``num_classes`` outputs (blank included)."""
     spec = get_spec(name)
     cfg = make_config(name, params, tiny)

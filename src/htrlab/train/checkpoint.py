@@ -113,7 +113,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
+        raise CheckpointError(
+            f"{path}: weights do not fit model '{meta.model_name}' with {len(charset)} classes: {first}"
+        ) from exc
     if missing or unexpected:
         raise CheckpointError(
             f"{path}: weights do not fit model '{meta.model_name}' (missing {missing[:3]}, unexpected "

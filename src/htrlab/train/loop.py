@@ -172,9 +172,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
 
     # ---- data -------------------------------------------------------------------------------------------
     ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error)
-    train_samples, dropped_train = _select(ds.split(cfg.data.train_split), cfg.data.drop_empty,
-                                           cfg.data.max_train_lines)
-    val_samples, dropped_val = _select(ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines)
+    train_samples, dropped_train = _select(
+        ds.split(cfg.data.train_split), cfg.data.drop_empty, cfg.data.max_train_lines
+    )
+    val_samples, dropped_val = _select(
+        ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines
+    )
     if not train_samples:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
     charset = Charset.from_texts(s.text for s in train_samples)
@@ -186,33 +189,51 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         dist.barrier()  # rank 0 builds the cache first
     prog = cfg.train.progress and is_main
     check = _width_validator(model, charset)
-    train_lines = prepare_lines(train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train")
+    train_lines = prepare_lines(
+        train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train"
+    )
     val_lines = prepare_lines(val_samples, cfg.preprocess, cfg.data.on_error, cache_dir, None, prog, "val")
     if distributed and is_main:
         dist.barrier()
     if is_main:
-        _log(f"data: {ds.format} {ds.root}: {len(train_lines)} train lines, {len(val_lines)} val lines, "
-             f"{len(charset) - 1} characters")
+        _log(
+            f"data: {ds.format} {ds.root}: {len(train_lines)} train lines, {len(val_lines)} val lines, "
+            f"{len(charset) - 1} characters"
+        )
         if dropped_train or dropped_val:
             _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
         if train_lines.skipped or val_lines.skipped:
-            _log(f"data: skipped {len(train_lines.skipped)} train / {len(val_lines.skipped)} val samples "
-                 f"(on_error=skip), e.g. {(train_lines.skipped + val_lines.skipped)[0]}")
+            _log(
+                f"data: skipped {len(train_lines.skipped)} train / {len(val_lines.skipped)} val samples "
+                f"(on_error=skip), e.g. {(train_lines.skipped + val_lines.skipped)[0]}"
+            )
         if unknown_val:
-            _log(f"data: validation text has characters never seen in training: {unknown_val!r} "
-                 "(they count as errors)")
-        _log(f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}")
+            _log(
+                f"data: validation text has characters never seen in training: {unknown_val!r} "
+                "(they count as errors)"
+            )
+        _log(
+            f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}"
+        )
 
     model.to(device)
     net: nn.Module = model
     if distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if device.type == "cuda" else None
+        )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
     widths = train_lines.widths
-    steps_per_epoch = len(shard_batches(
-        bucket_batches(widths, cfg.train.batch_size, None, cfg.train.max_pixels or None, cfg.preprocess.height),
-        rank, world))
+    steps_per_epoch = len(
+        shard_batches(
+            bucket_batches(
+                widths, cfg.train.batch_size, None, cfg.train.max_pixels or None, cfg.preprocess.height
+            ),
+            rank,
+            world,
+        )
+    )
     if steps_per_epoch == 0:
         raise DataError(f"too few training lines ({len(train_lines)}) for {world} processes")
     total_steps = cfg.train.epochs * steps_per_epoch
@@ -220,23 +241,39 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         total_steps = min(total_steps, cfg.train.max_steps)
     budget_s = cfg.train.time_budget_min * 60.0
 
-    st: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_cer": math.inf, "bad_evals": 0,
-                          "elapsed": 0.0, "best_step": -1, "last_eval_step": -1}
+    st: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch": 0,
+        "best_cer": math.inf,
+        "bad_evals": 0,
+        "elapsed": 0.0,
+        "best_step": -1,
+        "last_eval_step": -1,
+    }
     if resume:
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
         if saved.get("config") != to_dict(cfg):
-            raise ConfigError(f"--resume: the configuration differs from the one saved in {out_dir}/config.yaml")
+            raise ConfigError(
+                f"--resume: the configuration differs from the one saved in {out_dir}/config.yaml"
+            )
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         st = saved["progress"]
         torch.set_rng_state(saved["torch_rng"])
         if is_main:
-            _log(f"resume: step {st['step']}, epoch {st['epoch']}, batch {st['batch']}, best val CER "
-                 f"{st['best_cer']:.4f}")
+            _log(
+                f"resume: step {st['step']}, epoch {st['epoch']}, batch {st['batch']}, best val CER "
+                f"{st['best_cer']:.4f}"
+            )
     logger = _Logger(out_dir, is_main)
     data_summary = {
-        "dataset": str(ds.root), "format": ds.format, "train_split": cfg.data.train_split,
-        "val_split": cfg.data.val_split, "train_lines": len(train_lines), "val_lines": len(val_lines),
+        "dataset": str(ds.root),
+        "format": ds.format,
+        "train_split": cfg.data.train_split,
+        "val_split": cfg.data.val_split,
+        "train_lines": len(train_lines),
+        "val_lines": len(val_lines),
         "train_fingerprints": train_lines.fingerprints,
     }
     train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
@@ -262,24 +299,47 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             st["best_cer"], st["best_step"], st["bad_evals"] = val_counts.cer, st["step"], 0
         else:
             st["bad_evals"] += 1
-        rec = {"kind": "eval", "step": st["step"], "epoch": st["epoch"], "val_cer": val_counts.cer,
-               "val_wer": val_counts.wer, "train_cer": tr_counts.cer, "elapsed_s": round(st["elapsed"], 1),
-               "eval_s": round(time.time() - t0, 1),
-               "examples": [{"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))]}
+        rec = {
+            "kind": "eval",
+            "step": st["step"],
+            "epoch": st["epoch"],
+            "val_cer": val_counts.cer,
+            "val_wer": val_counts.wer,
+            "train_cer": tr_counts.cer,
+            "elapsed_s": round(st["elapsed"], 1),
+            "eval_s": round(time.time() - t0, 1),
+            "examples": [
+                {"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))
+            ],
+        }
         logger.write(rec)
         if is_main:
-            _log(f"eval step {st['step']} epoch {st['epoch']}: val CER {val_counts.cer:.4f} WER "
-                 f"{val_counts.wer:.4f} | train CER {tr_counts.cer:.4f} | best {st['best_cer']:.4f}")
+            _log(
+                f"eval step {st['step']} epoch {st['epoch']}: val CER {val_counts.cer:.4f} WER "
+                f"{val_counts.wer:.4f} | train CER {tr_counts.cer:.4f} | best {st['best_cer']:.4f}"
+            )
             for ex in rec["examples"]:
                 _log(f"   ref: {ex['ref']}\n   hyp: {ex['hyp']}")
-            training = {"step": st["step"], "epoch": st["epoch"], "val_cer": val_counts.cer,
-                        "config": to_dict(cfg)}
+            training = {
+                "step": st["step"],
+                "epoch": st["epoch"],
+                "val_cer": val_counts.cer,
+                "config": to_dict(cfg),
+            }
             meta = make_meta(model, cfg.model.name, charset, cfg.preprocess, data_summary, training)
             save_checkpoint(out_dir / "last.safetensors", model, meta)
             if improved:
                 save_checkpoint(out_dir / "best.safetensors", model, meta)
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "progress": dict(st),
-                        "torch_rng": torch.get_rng_state(), "config": to_dict(cfg)}, str(state_path) + ".tmp")
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "progress": dict(st),
+                    "torch_rng": torch.get_rng_state(),
+                    "config": to_dict(cfg),
+                },
+                str(state_path) + ".tmp",
+            )
             os.replace(str(state_path) + ".tmp", state_path)
         if distributed:
             dist.barrier()
@@ -293,24 +353,44 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     t_start = time.time()
     while not stop and st["epoch"] < cfg.train.epochs:
         epoch_rng = np.random.default_rng([seed, st["epoch"]])
-        batches = shard_batches(bucket_batches(widths, cfg.train.batch_size, epoch_rng,
-                                               cfg.train.max_pixels or None, cfg.preprocess.height), rank, world)
+        batches = shard_batches(
+            bucket_batches(
+                widths, cfg.train.batch_size, epoch_rng, cfg.train.max_pixels or None, cfg.preprocess.height
+            ),
+            rank,
+            world,
+        )
         while st["batch"] < len(batches):
             idx = batches[st["batch"]]
             aug_rng = np.random.default_rng([seed, st["epoch"], st["batch"], rank])
-            imgs = [augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment) for i in idx]
+            imgs = [
+                augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment) for i in idx
+            ]
             texts = [train_lines.texts[i] for i in idx]
             try:
                 batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
-            except CharsetError as exc:  # cannot happen for training text (charset built from it) but be explicit
+            except (
+                CharsetError
+            ) as exc:  # cannot happen for training text (charset built from it) but be explicit
                 raise DataError(str(exc)) from exc
             for g in opt.param_groups:
-                g["lr"] = cfg.train.lr * lr_factor(st["step"], cfg.train.warmup_steps, progress_frac(),
-                                                   cfg.train.schedule, cfg.train.min_lr_ratio)
+                g["lr"] = cfg.train.lr * lr_factor(
+                    st["step"],
+                    cfg.train.warmup_steps,
+                    progress_frac(),
+                    cfg.train.schedule,
+                    cfg.train.min_lr_ratio,
+                )
             log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
-            loss = F.ctc_loss(log_probs.transpose(0, 1).float(), batch.targets.to(device), lengths.to(device),
-                              batch.target_lengths.to(device), blank=Charset.BLANK, reduction="mean",
-                              zero_infinity=True)
+            loss = F.ctc_loss(
+                log_probs.transpose(0, 1).float(),
+                batch.targets.to(device),
+                lengths.to(device),
+                batch.target_lengths.to(device),
+                blank=Charset.BLANK,
+                reduction="mean",
+                zero_infinity=True,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.clip_grad > 0:
@@ -325,10 +405,18 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             bar.set_postfix(loss=f"{loss.item():.3f}", ep=st["epoch"])
             if st["step"] % cfg.train.log_every == 0:
                 now = time.time()
-                logger.write({"kind": "train", "step": st["step"], "epoch": st["epoch"], "loss": loss.item(),
-                              "lr": opt.param_groups[0]["lr"], "grad_norm": gnorm,
-                              "elapsed_s": round(st["elapsed"], 1),
-                              "s_per_step": round((now - last_log) / cfg.train.log_every, 3)})
+                logger.write(
+                    {
+                        "kind": "train",
+                        "step": st["step"],
+                        "epoch": st["epoch"],
+                        "loss": loss.item(),
+                        "lr": opt.param_groups[0]["lr"],
+                        "grad_norm": gnorm,
+                        "elapsed_s": round(st["elapsed"], 1),
+                        "s_per_step": round((now - last_log) / cfg.train.log_every, 3),
+                    }
+                )
                 last_log = now
             out_of_steps = cfg.train.max_steps > 0 and st["step"] >= cfg.train.max_steps
             out_of_time = budget_s > 0 and st["elapsed"] >= budget_s
@@ -344,10 +432,16 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if (end_of_run or cfg.train.eval_every == 0) and st["last_eval_step"] != st["step"]:
             stop = evaluate_and_save() or stop
     bar.close()
-    summary = {"out_dir": str(out_dir), "best_val_cer": st["best_cer"], "best_step": st["best_step"],
-               "steps": st["step"], "epochs_done": st["epoch"], "train_seconds": round(st["elapsed"], 1),
-               "best_checkpoint": str(out_dir / "best.safetensors"),
-               "last_checkpoint": str(out_dir / "last.safetensors")}
+    summary = {
+        "out_dir": str(out_dir),
+        "best_val_cer": st["best_cer"],
+        "best_step": st["best_step"],
+        "steps": st["step"],
+        "epochs_done": st["epoch"],
+        "train_seconds": round(st["elapsed"], 1),
+        "best_checkpoint": str(out_dir / "best.safetensors"),
+        "last_checkpoint": str(out_dir / "last.safetensors"),
+    }
     if is_main:
         try:
             plot_curves(out_dir / "metrics.jsonl", out_dir / "curves.png")

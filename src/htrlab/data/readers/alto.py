@@ -37,7 +37,7 @@ def read_alto_file(
         DataError: for malformed XML, a non-ALTO file or a missing image.
     """
     xml_path = Path(xml_path)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     root = parse_xml(xml_path)
     if local(root.tag) != "alto":
         raise DataError(f"{xml_path} is not ALTO (root element <{local(root.tag)}>, expected <alto>)")
@@ -65,11 +65,11 @@ def read_alto_file(
                             problems.report(str(exc))
         if poly is None:
             try:
-                box = tuple(
-                    round(float(line.get(k, ""))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT")
-                )
+                box = tuple(round(float(line.get(k, ""))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
             except ValueError:
-                problems.report(f"{source}: TextLine has neither Shape/Polygon nor numeric HPOS/VPOS/WIDTH/HEIGHT")
+                problems.report(
+                    f"{source}: TextLine has neither Shape/Polygon nor numeric HPOS/VPOS/WIDTH/HEIGHT"
+                )
                 continue
         samples.append(
             LineSample(

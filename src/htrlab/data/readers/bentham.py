@@ -30,7 +30,7 @@ def read_bentham(root: str | Path, problems: Problems | None = None) -> list[Lin
         DataError: when the layout's folders are missing.
     """
     root = Path(root)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     img_dir = root / "Images" / "Lines"
     txt_dir = root / "Transcriptions"
     if not img_dir.is_dir() or not txt_dir.is_dir():

@@ -16,12 +16,97 @@ from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
 
-_EN = {"the", "and", "of", "to", "a", "in", "is", "that", "it", "was", "for", "with", "he", "as", "his", "on",
-       "be", "at", "by", "i", "this", "had", "not", "are", "but", "from", "or", "have", "an", "they", "which",
-       "you", "were", "her", "she", "there", "would", "their", "we", "him", "been", "has", "when", "who", "will"}
-_DE = {"der", "die", "und", "in", "den", "von", "zu", "das", "mit", "sich", "des", "auf", "für", "ist", "im",
-       "dem", "nicht", "ein", "eine", "als", "auch", "es", "an", "er", "hat", "aus", "bei", "sie", "nach",
-       "wird", "wie", "einem", "über", "einen", "so", "zum", "war", "haben", "nur", "oder", "aber", "vor"}
+_EN = {
+    "the",
+    "and",
+    "of",
+    "to",
+    "a",
+    "in",
+    "is",
+    "that",
+    "it",
+    "was",
+    "for",
+    "with",
+    "he",
+    "as",
+    "his",
+    "on",
+    "be",
+    "at",
+    "by",
+    "i",
+    "this",
+    "had",
+    "not",
+    "are",
+    "but",
+    "from",
+    "or",
+    "have",
+    "an",
+    "they",
+    "which",
+    "you",
+    "were",
+    "her",
+    "she",
+    "there",
+    "would",
+    "their",
+    "we",
+    "him",
+    "been",
+    "has",
+    "when",
+    "who",
+    "will",
+}
+_DE = {
+    "der",
+    "die",
+    "und",
+    "in",
+    "den",
+    "von",
+    "zu",
+    "das",
+    "mit",
+    "sich",
+    "des",
+    "auf",
+    "für",
+    "ist",
+    "im",
+    "dem",
+    "nicht",
+    "ein",
+    "eine",
+    "als",
+    "auch",
+    "es",
+    "an",
+    "er",
+    "hat",
+    "aus",
+    "bei",
+    "sie",
+    "nach",
+    "wird",
+    "wie",
+    "einem",
+    "über",
+    "einen",
+    "so",
+    "zum",
+    "war",
+    "haben",
+    "nur",
+    "oder",
+    "aber",
+    "vor",
+}
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -38,13 +123,18 @@ def _read_xml_lines(xml: Path) -> list[str]:
     lines: list[str] = []
     for el in root.iter():
         if local(el.tag) == "AttrRegion" and el.get("attrType") == "2":
-            words = [w.get("text", "") for w in el.iter() if local(w.tag) == "AttrRegion"
-                     and w.get("attrType") == "3" and w.get("text")]
+            words = [
+                w.get("text", "")
+                for w in el.iter()
+                if local(w.tag) == "AttrRegion" and w.get("attrType") == "3" and w.get("text")
+            ]
             lines.append(normalize_text(" ".join(words)))
     return lines
 
 
-def read_cvl(root: str | Path, problems: Problems | None = None, language: str | None = "en") -> list[LineSample]:
+def read_cvl(
+    root: str | Path, problems: Problems | None = None, language: str | None = "en"
+) -> list[LineSample]:
     """Read CVL lines from ``trainset``/``testset`` under ``root``.
 
     Args:
@@ -56,8 +146,10 @@ def read_cvl(root: str | Path, problems: Problems | None = None, language: str |
         DataError: when neither ``trainset/`` nor ``testset/`` exists.
     """
     root = Path(root)
-    problems = problems or Problems()
-    sets = [(d, "train" if d == "trainset" else "test") for d in ("trainset", "testset") if (root / d).is_dir()]
+    problems = problems if problems is not None else Problems()
+    sets = [
+        (d, "train" if d == "trainset" else "test") for d in ("trainset", "testset") if (root / d).is_dir()
+    ]
     if not sets:
         raise DataError(f"{root}: not a CVL root (needs trainset/ or testset/)")
     samples: list[LineSample] = []

@@ -21,7 +21,7 @@ def read_folder(root: str | Path, problems: Problems | None = None) -> list[Line
     a top-level folder named ``train``/``val``/``test`` when present.
     """
     root = Path(root)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
     samples: list[LineSample] = []
@@ -55,9 +55,11 @@ def read_tsv(path: str | Path, problems: Problems | None = None) -> list[LineSam
     Relative image paths are resolved against the manifest's folder.
     """
     path = Path(path)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     try:
-        rows = list(csv.reader(path.open(encoding="utf-8", newline=""), delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows = list(
+            csv.reader(path.open(encoding="utf-8", newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+        )
     except OSError as exc:
         raise DataError(f"cannot read manifest {path}: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -83,7 +85,12 @@ def read_tsv(path: str | Path, problems: Problems | None = None) -> list[LineSam
         split = row[2].strip() or None if len(row) > 2 else None
         doc = row[3].strip() if len(row) > 3 and row[3].strip() else img.stem
         samples.append(
-            LineSample(id=Path(row[0]).with_suffix("").as_posix(), text=normalize_text(row[1]), image_path=img,
-                       doc_id=doc, split=split)
+            LineSample(
+                id=Path(row[0]).with_suffix("").as_posix(),
+                text=normalize_text(row[1]),
+                image_path=img,
+                doc_id=doc,
+                split=split,
+            )
         )
     return samples

@@ -38,7 +38,7 @@ def read_iam(
         DataError: when ``lines.txt`` is missing or a line of it is malformed.
     """
     root = Path(root)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     lines_txt = _find(root, "lines.txt", "ascii/lines.txt")
     if lines_txt is None:
         raise DataError(f"{root}: no lines.txt (or ascii/lines.txt): not an IAM root")

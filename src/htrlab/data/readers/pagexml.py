@@ -68,7 +68,7 @@ def read_page_file(
         DataError: for malformed XML, a file that is not PAGE-XML, or a missing page image.
     """
     xml_path = Path(xml_path)
-    problems = problems or Problems()
+    problems = problems if problems is not None else Problems()
     root = parse_xml(xml_path)
     if local(root.tag) != "PcGts":
         raise DataError(f"{xml_path} is not PAGE-XML (root element <{local(root.tag)}>, expected <PcGts>)")
@@ -79,8 +79,11 @@ def read_page_file(
     fname = page.get("imageFilename")
     if not fname:
         raise DataError(f"{xml_path}: <Page> has no imageFilename")
-    candidates = [(image_dir or xml_path.parent) / fname, xml_path.parent / Path(fname).name,
-                  xml_path.parent.parent / Path(fname).name]
+    candidates = [
+        (image_dir or xml_path.parent) / fname,
+        xml_path.parent / Path(fname).name,
+        xml_path.parent.parent / Path(fname).name,
+    ]
     image_path = next((c for c in candidates if c.is_file()), candidates[0])
     if not image_path.is_file():
         raise DataError(f"{xml_path}: page image {fname} not found (looked in {xml_path.parent})")

@@ -1,0 +1,202 @@
+"""The CLI, in-process through main(argv)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import HOOKER, render_line, save_png
+from htrlab.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny model trained for a few steps on a rendered-line folder (shared by the CLI tests)."""
+    from conftest import LINES
+
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "lines"
+    for i, text in enumerate(LINES):
+        split = "train" if i < 4 else ("val" if i < 6 else "test")
+        save_png(render_line(text, seed=i), data / split / f"doc{i}" / f"l{i}.png")
+        (data / split / f"doc{i}" / f"l{i}.txt").write_text(text)
+    out = root / "run"
+    rc = main(
+        [
+            "train",
+            "--set",
+            f"data.dataset={data}",
+            "--set",
+            f"train.out_dir={out}",
+            "--set",
+            "model.tiny=true",
+            "--set",
+            "preprocess.height=32",
+            "--set",
+            "train.max_steps=4",
+            "--set",
+            "train.eval_every=4",
+            "--set",
+            "train.progress=false",
+            "--set",
+            f"data.cache_dir={root / 'cache'}",
+        ]
+    )
+    assert rc == 0
+    return out / "best.safetensors", data
+
+
+def test_help_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "recognize" in capsys.readouterr().out
+    assert main([]) == 2
+    assert main(["nonsense"]) == 2
+
+
+def test_help_does_not_import_torch() -> None:
+    code = (
+        "import sys; from htrlab.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_train_config_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--set", "train.lrr=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config key 'train.lrr'" in err and "Did you mean 'lr'" in err
+    assert "Traceback" not in err
+    assert main(["train"]) == 2
+    assert "data.dataset is empty" in capsys.readouterr().err
+
+
+def test_train_print_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--print-config", "--set", "train.lr=0.5"]) == 0
+    assert "lr: 0.5" in capsys.readouterr().out
+
+
+def test_evaluate_table_json_and_leakage_warning(
+    tiny_checkpoint: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ckpt, data = tiny_checkpoint
+    assert main(["evaluate", str(ckpt), str(data)]) == 0
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0].startswith("| split") and len(lines) == 5
+    assert "WARNING" not in out.err
+    assert main(["evaluate", str(ckpt), str(data), "--splits", "val,test", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert [r["split"] for r in res] == ["val", "test"]
+    assert all(r["cer"] >= 0.0 for r in res) and res[0]["predictions"][0]["ref"]
+    # a "test" set made of training images must be flagged loudly
+    leak = tmp_path / "leak"
+    shutil.copytree(data / "train", leak / "test")
+    assert main(["evaluate", str(ckpt), str(leak), "--splits", "test"]) == 0
+    assert "among this checkpoint's TRAINING lines" in capsys.readouterr().err
+
+
+def test_recognize_text_jsonl_and_bad_files(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data = tiny_checkpoint
+    imgs = sorted(str(p) for p in data.rglob("*.png"))[:2]
+    assert main(["recognize", "-m", str(ckpt), *imgs]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and out[0].startswith(imgs[0] + "\t")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"nope")
+    assert main(["recognize", "-m", str(ckpt), imgs[0], str(bad)]) == 1
+    assert "bad.png" in capsys.readouterr().err
+    assert (
+        main(["recognize", "-m", str(ckpt), "--format", "jsonl", "--on-error", "skip", imgs[0], str(bad)])
+        == 0
+    )
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert set(rows[0]) >= {"path", "text", "confidence"}
+    assert rows[1]["path"] == str(bad) and "not an image" in rows[1]["error"]
+    assert main(["recognize", "-m", str(tmp_path / "missing.safetensors"), imgs[0]]) == 1
+
+
+def test_recognize_default_model_on_bundled_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    from htrlab.bundled import DEFAULT_MODEL, example_images
+
+    weights = Path(__import__("htrlab").__file__).parent / "weights" / DEFAULT_MODEL
+    if not weights.is_file():
+        pytest.skip("no bundled default model in this checkout")
+    assert main(["recognize", "--format", "jsonl"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == len(example_images()) >= 1
+    assert all(r["text"] for r in rows)
+
+
+def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert any(r["name"] == "htr-jand" and r["params"] > 1_000_000 for r in rows)
+
+
+def test_data_show_writes_grid(line_folder: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    assert (
+        main(["data", "show", str(line_folder), "-n", "5", "-o", str(out), "--height", "32", "--augment"])
+        == 0
+    )
+    im = Image.open(out)
+    assert im.height > 5 * 2 * 32
+
+
+def test_data_check_clean_and_leaky(
+    line_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["data", "check", str(line_folder), "--min-text-chars", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "no leakage found" in out and "train:" in out
+    # the same image in train and test, and a re-encoded (near-identical) copy in val
+    from PIL import Image
+
+    src = line_folder / "train" / "doc0" / "line0.png"
+    shutil.copy(src, line_folder / "test" / "dup.png")
+    (line_folder / "test" / "dup.txt").write_text("something else entirely")
+    Image.open(src).save(line_folder / "val" / "near.jpg", quality=70)
+    (line_folder / "val" / "near.txt").write_text("different words here")
+    assert main(["data", "check", str(line_folder), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["leakage"] is True
+    assert any("dup" in a + b for a, b in rep["identical_images"])
+    assert any("near" in a + b for a, b, _ in rep["near_identical_images"])
+
+
+def test_data_check_identical_transcriptions(line_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    save_png(render_line("completely different picture", seed=9), line_folder / "test" / "t.png")
+    (line_folder / "test" / "t.txt").write_text("kind regards")  # same text as a training line
+    assert main(["data", "check", str(line_folder), "--min-text-chars", "5", "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["identical_texts"] and rep["identical_texts"][0][2] == "kind regards"
+    assert main(["data", "check", str(line_folder), "--min-text-chars", "50"]) == 0
+
+
+def test_data_check_reports_unreadable(line_folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (line_folder / "train" / "broken.png").write_bytes(b"not png")
+    (line_folder / "train" / "broken.txt").write_text("x")
+    assert main(["data", "check", str(line_folder)]) == 0  # reported, but not leakage
+    assert "broken.png" in capsys.readouterr().out
+    assert main(["data", "check", str(line_folder), "--strict"]) == 1
+
+
+@pytest.mark.skipif(not HOOKER.is_dir(), reason="../shared/data/hooker-letters not present")
+def test_hooker_dataset_opens_with_its_splits() -> None:
+    from htrlab.data import open_dataset
+
+    ds = open_dataset(HOOKER)
+    assert ds.format == "page"
+    nonempty = {s: sum(1 for x in ds.split(s) if x.text) for s in ds.splits}
+    assert nonempty == {"train": 4885, "val": 692, "test": 639}
+    docs = {s: {x.doc_id for x in ds.split(s)} for s in ds.splits}
+    assert not docs["train"] & docs["test"] and not docs["train"] & docs["val"]

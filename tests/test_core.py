@@ -1,0 +1,165 @@
+"""Config, charset, text normalisation, metrics, preprocessing, augmentation and batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import render_line
+from htrlab.config import from_dict, load_config
+from htrlab.data.augment import AugmentConfig, augment
+from htrlab.data.batching import bucket_batches, collate, shard_batches
+from htrlab.data.preprocess import PreprocessConfig, preprocess
+from htrlab.errors import CharsetError, ConfigError, DataError
+from htrlab.evaluate.metrics import cer, count_errors, wer
+from htrlab.text import Charset, normalize_text
+from htrlab.train.config import RunConfig
+
+
+@dataclass
+class _Inner:
+    lr: float = 1e-3
+    steps: int = 10
+    name: str = "x"
+
+
+@dataclass
+class _Outer:
+    train: _Inner = field(default_factory=_Inner)
+    flag: bool = False
+
+
+def test_config_strict_unknown_key_suggests() -> None:
+    with pytest.raises(ConfigError, match="unknown config key 'train.lrr'. Did you mean 'lr'"):
+        from_dict(_Outer, {"train": {"lrr": 1}})
+
+
+def test_config_types() -> None:
+    with pytest.raises(ConfigError, match="train.steps: expected an integer"):
+        from_dict(_Outer, {"train": {"steps": "ten"}})
+    with pytest.raises(ConfigError, match="flag: expected true/false"):
+        from_dict(_Outer, {"flag": "yes"})
+    assert from_dict(_Outer, {"train": {"lr": 1}}).train.lr == 1.0
+
+
+def test_config_yaml_and_overrides(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  lr: 0.01\n  batch_size: 4\nmodel:\n  name: htr-jand\n")
+    cfg = load_config(RunConfig, p, ["train.lr=3e-4", "preprocess.height=48", "model.params.dropout=0.1"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.train.batch_size == 4
+    assert cfg.preprocess.height == 48
+    assert cfg.model.params == {"dropout": 0.1}
+    with pytest.raises(ConfigError, match="must look like"):
+        load_config(RunConfig, None, ["train.lr"])
+    with pytest.raises(ConfigError, match="Did you mean 'preprocess'"):
+        load_config(RunConfig, None, ["preproces.height=3"])
+    p.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(RunConfig, p)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConfigError, match="preprocess.height"):
+        load_config(RunConfig, None, ["preprocess.height=2"])
+    with pytest.raises(ConfigError, match="schedule"):
+        load_config(RunConfig, None, ["train.schedule=linear"])
+
+
+def test_normalize_text_nfc_and_spaces() -> None:
+    assert normalize_text("Cafe\u0301  au\tlait\n") == "Café au lait"
+    assert normalize_text("\u00a0x\u2003y ") == "x y"
+
+
+def test_charset_roundtrip_and_strictness() -> None:
+    cs = Charset.from_texts(["abc", "cab d", "£é"])
+    assert len(cs) == len(cs.symbols) + 1
+    enc = cs.encode("a béd")
+    assert 0 not in enc
+    assert cs.decode(enc) == "a béd"
+    with pytest.raises(CharsetError, match=r"\['x', 'z'\].*sample s7"):
+        cs.encode("xaz", sample_id="s7")
+    assert cs.decode(cs.encode("xaz", on_unknown="skip")) == "a"
+    with pytest.raises(CharsetError, match="duplicate"):
+        Charset(["a", "a"])
+
+
+def test_metrics_known_values() -> None:
+    assert cer(["abcd"], ["abcd"]) == 0.0
+    assert cer(["abcd"], ["abxd"]) == pytest.approx(0.25)
+    assert cer(["ab", "cd"], ["", "cd"]) == pytest.approx(0.5)  # corpus level: 2 errors / 4 chars
+    assert wer(["the cat sat"], ["the hat sat"]) == pytest.approx(1 / 3)
+    c = count_errors(["abc"], ["abcde"])
+    assert c.char_errors == 2 and c.chars == 3
+    with pytest.raises(ValueError):
+        count_errors(["a"], [])
+
+
+def test_preprocess_height_aspect_polarity() -> None:
+    img = render_line("hello world", size=40)
+    cfg = PreprocessConfig(height=32, pad=4)
+    x = preprocess(img, cfg)
+    assert x.shape[0] == 32 and x.dtype == np.float32
+    expected_w = round(img.shape[1] * 32 / img.shape[0]) + 8
+    assert abs(x.shape[1] - expected_w) <= 1
+    assert x.min() >= 0.0 and x.max() <= 1.0
+    assert x[:, :4].max() == 0.0  # padding is paper
+    assert x.mean() < 0.3  # mostly paper (0), ink is high
+    assert x.max() > 0.9
+
+
+def test_preprocess_width_limits() -> None:
+    cfg = PreprocessConfig(height=32, min_width=100, max_width=200, pad=0)
+    assert preprocess(np.full((32, 10), 200, np.uint8), cfg).shape == (32, 100)
+    assert preprocess(np.full((32, 5000), 200, np.uint8), cfg).shape == (32, 200)
+    with pytest.raises(DataError, match="sample s1"):
+        preprocess(np.zeros((0, 5), np.uint8), cfg, "s1")
+
+
+def test_preprocess_flattens_uneven_background() -> None:
+    img = render_line("stain test", size=40).astype(np.float32)
+    gradient = np.linspace(0, 120, img.shape[1])[None, :]
+    dark = np.clip(img - gradient, 0, 255).astype(np.uint8)
+    x = preprocess(dark, PreprocessConfig(height=32, pad=0))
+    right_paper = x[:2, -20:]  # top rows at the darkened right end are paper
+    assert right_paper.mean() < 0.2
+
+
+def test_augment_deterministic_and_bounded() -> None:
+    x = preprocess(render_line("augment me"), PreprocessConfig(height=32))
+    cfg = AugmentConfig(p=1.0)
+    a = augment(x, np.random.default_rng(3), cfg)
+    b = augment(x, np.random.default_rng(3), cfg)
+    assert np.array_equal(a, b)
+    assert a.shape[0] == 32 and a.dtype == np.float32
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    assert not np.array_equal(a, augment(x, np.random.default_rng(4), cfg))
+    assert augment(x, np.random.default_rng(3), AugmentConfig(enabled=False)) is x
+
+
+def test_bucket_batches_cover_all_and_group_widths() -> None:
+    widths = np.random.default_rng(0).integers(50, 1000, 103)
+    batches = bucket_batches(widths, 8)
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    assert all(len(b) <= 8 for b in batches)
+    spread = [np.ptp(widths[b]) for b in batches]
+    assert np.median(spread) < 100  # neighbours in width share a batch
+    shuffled = bucket_batches(widths, 8, np.random.default_rng(1))
+    assert sorted(i for b in shuffled for i in b) == list(range(103))
+    capped = bucket_batches(widths, 64, max_pixels=64 * 2000, height=64)
+    assert all(len(b) * widths[b].max() <= 2000 or len(b) == 1 for b in capped)
+    shards = [shard_batches(batches, r, 2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1])
+    assert not set(map(tuple, shards[0])) & set(map(tuple, shards[1]))
+
+
+def test_collate_pads_and_encodes() -> None:
+    cs = Charset.from_texts(["ab"])
+    b = collate([np.ones((8, 10), np.float32), np.ones((8, 21), np.float32)], ["ab", "b"], ["x", "y"], cs)
+    assert tuple(b.images.shape) == (2, 1, 8, 24)
+    assert b.widths.tolist() == [10, 21]
+    assert b.targets.tolist() == [1, 2, 2] and b.target_lengths.tolist() == [2, 1]
+    assert float(b.images[0, 0, :, 10:].abs().sum()) == 0.0

@@ -1,0 +1,113 @@
+"""Shared checks for every registered model, parametrised over the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from htrlab.data.preprocess import PreprocessConfig
+from htrlab.errors import CheckpointError, ConfigError, ModelError
+from htrlab.models import build_model, count_parameters, model_names
+from htrlab.models.registry import make_config
+from htrlab.text import Charset
+from htrlab.train.checkpoint import load_checkpoint, make_meta, read_meta, save_checkpoint
+
+NAMES = model_names()
+
+
+def _tiny(name: str, classes: int = 12) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(name, classes, tiny=True)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shapes_and_lengths(name: str) -> None:
+    m = _tiny(name).eval()
+    h = m.cfg.input_height
+    x = torch.rand(3, 1, h, 96)
+    widths = torch.tensor([96, 64, 40])
+    lp, lengths = m(x, widths)
+    assert lp.shape[0] == 3 and lp.shape[2] == 12
+    assert lengths.tolist() == [int(m.output_length(w)) for w in widths.tolist()]
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_does_not_change_the_output(name: str) -> None:
+    m = _tiny(name).eval()
+    h = m.cfg.input_height
+    x = torch.rand(1, 1, h, 64)
+    padded = torch.zeros(1, 1, h, 128)
+    padded[..., :64] = x
+    a, la = m(x, torch.tensor([64]))
+    b, lb = m(padded, torch.tensor([64]))
+    n = int(la[0])
+    assert int(lb[0]) == n
+    # convolutions see the zero padding at the right edge, so compare away from it
+    assert torch.allclose(a[0, : n - 2], b[0, : n - 2], atol=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_finite_loss_and_gradients(name: str) -> None:
+    m = _tiny(name).train()
+    h = m.cfg.input_height
+    lp, lengths = m(torch.rand(2, 1, h, 80), torch.tensor([80, 80]))
+    targets = torch.tensor([1, 2, 3, 4, 5])
+    loss = F.ctc_loss(lp.transpose(0, 1), targets, lengths, torch.tensor([3, 2]), blank=0)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in m.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_roundtrip(name: str, tmp_path: Path) -> None:
+    m = _tiny(name).eval()
+    cs = Charset(list("abcdefghijk"))
+    pre = PreprocessConfig(height=m.cfg.input_height)
+    save_checkpoint(tmp_path / "m.safetensors", m, make_meta(m, name, cs, pre, {"dataset": "x"}))
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
+    assert loaded.charset == cs and loaded.preprocess == pre
+    x = torch.rand(1, 1, m.cfg.input_height, 64)
+    w = torch.tensor([64])
+    assert torch.allclose(m(x, w)[0], loaded.model(x, w)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_is_rejected(name: str) -> None:
+    m = _tiny(name).eval()
+    with pytest.raises(ValueError, match="expects"):
+        m(torch.rand(1, 3, 17, 64), torch.tensor([64]))
+
+
+def test_teacher_size_and_unknown_names() -> None:
+    n = count_parameters(build_model("htr-jand", 85))
+    assert 2_500_000 < n < 4_000_000
+    with pytest.raises(ModelError, match="known models: .*htr-jand"):
+        build_model("htr-jandd", 10)
+    with pytest.raises(ConfigError, match="Did you mean 'dropout'"):
+        make_config("htr-jand", {"dropuot": 0.1})
+    with pytest.raises(ConfigError, match="not divisible"):
+        make_config("htr-jand", {"input_height": 50})
+
+
+def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        read_meta(tmp_path / "none.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(CheckpointError, match="not written by htrlab"):
+        load_checkpoint(tmp_path / "foreign.safetensors")
+    m = _tiny("htr-jand")
+    meta = make_meta(m, "htr-jand", Charset(list("abc")), PreprocessConfig(height=32))
+    save_checkpoint(tmp_path / "wrong.safetensors", m, meta)  # 12 outputs but a 4-class charset
+    with pytest.raises(CheckpointError, match="wrong.safetensors.*do not fit"):
+        load_checkpoint(tmp_path / "wrong.safetensors")

@@ -1,0 +1,264 @@
+"""Every reader on good and malformed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import IAM_SAMPLE, make_page, render_line, save_png
+from htrlab.data import open_dataset
+from htrlab.data.dataset import detect_format
+from htrlab.data.images import crop_polygon, load_gray
+from htrlab.data.readers import Problems, read_alto_file, read_bentham, read_cvl, read_iam, read_page_file
+from htrlab.data.readers.cvl import is_english
+from htrlab.errors import DataError
+
+TEXTS = ["first line here", "second line", "third one"]
+
+
+@pytest.mark.parametrize("schema", ["2013-07-15", "2019-07-15"])
+def test_page_xml_reads_lines_in_reading_order(tmp_path: Path, schema: str) -> None:
+    xml = make_page(tmp_path, TEXTS, schema=schema)
+    samples = read_page_file(xml)
+    assert [s.text for s in samples] == TEXTS
+    assert samples[0].id == "page1/l0"
+    img = samples[1].load_image()
+    assert img.ndim == 2 and img.dtype == np.uint8
+    assert 20 < img.shape[0] < 80
+
+
+def test_page_polygon_crop_masks_neighbouring_strokes() -> None:
+    page = np.full((100, 100), 230, np.uint8)
+    page[10:20, 10:90] = 0  # a stroke of the line above, inside the bounding box but outside the polygon
+    page[50:60, 20:80] = 0  # the line's own ink
+    poly = np.array([[5, 40], [95, 40], [95, 70], [50, 70], [50, 5], [45, 5], [45, 70], [5, 70]])
+    crop = crop_polygon(page, poly)
+    # inside the bbox (y 5..70), the stroke at y=10..20 away from x=45..50 is outside the polygon -> paper
+    assert crop[10 - 5, 15] >= 200
+    assert crop[55 - 5, 30] == 0
+
+
+def test_page_xml_malformed_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<PcGts><Page imageFilename='x.png'><TextRegion>", encoding="utf-8")
+    with pytest.raises(DataError, match=r"malformed XML in .*bad\.xml"):
+        read_page_file(bad)
+
+
+def test_page_xml_wrong_root_and_missing_image(tmp_path: Path) -> None:
+    (tmp_path / "a.xml").write_text("<html/>", encoding="utf-8")
+    with pytest.raises(DataError, match="not PAGE-XML"):
+        read_page_file(tmp_path / "a.xml")
+    (tmp_path / "b.xml").write_text(
+        '<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">'
+        '<Page imageFilename="nope.png"/></PcGts>',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataError, match="nope.png not found"):
+        read_page_file(tmp_path / "b.xml")
+
+
+def test_page_line_without_coords_reported_or_skipped(tmp_path: Path) -> None:
+    xml = make_page(tmp_path, TEXTS)
+    text = xml.read_text().replace('<Coords points="20,', '<Coords pts="20,', 1)
+    xml.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match="no Coords"):
+        read_page_file(xml)
+    problems = Problems("skip")
+    assert len(read_page_file(xml, problems)) == 2
+    assert len(problems) == 1
+
+
+def test_page_dataset_with_splits_tsv(tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    make_page(pages, TEXTS, name="p1")
+    make_page(pages, ["other text"], name="p2")
+    (tmp_path / "splits.tsv").write_text("page\tsplit\np1\ttrain\np2\ttest\n", encoding="utf-8")
+    ds = open_dataset(tmp_path)
+    assert ds.format == "page"
+    assert [len(ds.split(s)) for s in ds.splits] == [3, 1]
+    with pytest.raises(DataError, match="no split 'val'"):
+        ds.split("val")
+
+
+def _alto(tmp_path: Path, with_polygon: bool) -> Path:
+    img = render_line("hello world")
+    save_png(img, tmp_path / "scan.png")
+    h, w = img.shape
+    shape = f'<Shape><Polygon POINTS="0 0 {w} 0 {w} {h} 0 {h}"/></Shape>' if with_polygon else ""
+    xml = (
+        '<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Description><sourceImageInformation>'
+        "<fileName>scan.png</fileName></sourceImageInformation></Description><Layout><Page><PrintSpace>"
+        f'<TextBlock><TextLine ID="tl1" HPOS="0" VPOS="0" WIDTH="{w}" HEIGHT="{h}">{shape}'
+        '<String CONTENT="hello"/><SP/><String CONTENT="world"/></TextLine></TextBlock>'
+        "</PrintSpace></Page></Layout></alto>"
+    )
+    path = tmp_path / "scan.xml"
+    path.write_text(xml, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("with_polygon", [True, False])
+def test_alto_polygon_and_box(tmp_path: Path, with_polygon: bool) -> None:
+    samples = read_alto_file(_alto(tmp_path, with_polygon))
+    assert len(samples) == 1
+    assert samples[0].text == "hello world"
+    assert (samples[0].polygon is not None) == with_polygon
+    assert samples[0].load_image().shape == load_gray(tmp_path / "scan.png").shape
+    assert detect_format(tmp_path / "scan.xml") == "alto"
+
+
+def test_alto_bad_box(tmp_path: Path) -> None:
+    path = _alto(tmp_path, False)
+    path.write_text(path.read_text().replace('HPOS="0"', 'HPOS="left"'), encoding="utf-8")
+    with pytest.raises(DataError, match="HPOS"):
+        read_alto_file(path)
+
+
+@pytest.mark.skipif(not IAM_SAMPLE.is_dir(), reason="../shared/data/iam-sample not present")
+def test_iam_sample_layout() -> None:
+    with pytest.raises(DataError, match="not found"):
+        read_iam(IAM_SAMPLE)
+    problems = Problems("skip")
+    samples = read_iam(IAM_SAMPLE, problems)
+    assert {s.id for s in samples} == {"a01-000u-00", "a01-007-04", "a01-007-06"}
+    first = next(s for s in samples if s.id == "a01-000u-00")
+    assert first.text == "A MOVE to stop Mr. Gaitskell from"
+    assert first.writer_id == "000"
+    assert first.split == "train"
+    assert len(problems) > 10000  # every line without an image is counted, not silently dropped
+    assert first.load_image().shape[0] > 20
+    ds = open_dataset(IAM_SAMPLE, on_error="skip", iam_protocol="original")
+    assert ds.format == "iam" and len(ds.samples) == 3
+
+
+def test_iam_malformed_line(tmp_path: Path) -> None:
+    (tmp_path / "lines.txt").write_text("a01-000u-00 ok 154\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"lines.txt:1: malformed"):
+        read_iam(tmp_path)
+
+
+def test_bentham_layout(tmp_path: Path) -> None:
+    for i, t in enumerate(["first bentham line", "second one"]):
+        lid = f"116_649_001_01_0{i}"
+        save_png(render_line(t), tmp_path / "Images" / "Lines" / f"{lid}.png")
+        (tmp_path / "Transcriptions").mkdir(exist_ok=True)
+        (tmp_path / "Transcriptions" / f"{lid}.txt").write_text(t + "\n", encoding="utf-8")
+    (tmp_path / "Partitions").mkdir()
+    (tmp_path / "Partitions" / "TrainLines.lst").write_text("116_649_001_01_00\n116_649_001_01_01\n")
+    samples = read_bentham(tmp_path)
+    assert [s.text for s in samples] == ["first bentham line", "second one"]
+    assert {s.split for s in samples} == {"train"}
+    assert samples[0].doc_id == "116_649_001"
+    assert open_dataset(tmp_path).format == "bentham"
+    (tmp_path / "Transcriptions" / "116_649_001_01_01.txt").unlink()
+    with pytest.raises(DataError, match="transcription .* not found"):
+        read_bentham(tmp_path)
+
+
+def _cvl(tmp_path: Path) -> Path:
+    def xml(words_per_line: list[list[str]]) -> str:
+        regions = "".join(
+            '<AttrRegion attrType="2">'
+            + "".join(f'<AttrRegion attrType="3" text="{w}"/>' for w in words)
+            + "</AttrRegion>"
+            for words in words_per_line
+        )
+        return (
+            '<?xml version="1.0" encoding="ISO-8859-1"?><PcGts xmlns="http://schema.primaresearch.org/PAGE/'
+            f'gts/pagecontent/2010-03-19"><Page><AttrRegion attrType="1">{regions}</AttrRegion></Page></PcGts>'
+        )
+
+    root = tmp_path / "cvl"
+    (root / "trainset" / "xml").mkdir(parents=True)
+    (root / "trainset" / "xml" / "0001-1_attributes.xml").write_text(
+        xml([["the", "tree", "and", "the", "house"], ["of", "the", "garden"]]), encoding="latin-1"
+    )
+    (root / "trainset" / "xml" / "0001-6_attributes.xml").write_text(
+        xml([["Die", "Katze", "und", "der", "Hund"]]), encoding="latin-1"
+    )
+    for name in ("0001-1-0", "0001-1-1", "0001-6-0"):
+        save_png(render_line(name), root / "trainset" / "lines" / "0001" / f"{name}.tif")
+    return root
+
+
+def test_cvl_layout_with_language_filter(tmp_path: Path) -> None:
+    root = _cvl(tmp_path)
+    en = read_cvl(root)
+    assert [s.text for s in en] == ["the tree and the house", "of the garden"]
+    assert en[0].writer_id == "0001" and en[0].split == "train"
+    assert len(read_cvl(root, language=None)) == 3
+    assert open_dataset(root).format == "cvl"
+    assert is_english("the cat and the dog") and not is_english("der Hund und die Katze")
+
+
+def test_folder_and_tsv(line_folder: Path, tmp_path: Path) -> None:
+    ds = open_dataset(line_folder)
+    assert ds.format == "folder"
+    assert ds.splits == ["train", "val", "test"]
+    assert [len(ds.split(s)) for s in ds.splits] == [4, 2, 2]
+    tsv = tmp_path / "manifest.tsv"
+    rows = ["path\ttext\tsplit"] + [
+        f"{p.relative_to(tmp_path)}\t{p.with_suffix('.txt').read_text().strip()}\ttrain"
+        for p in sorted(line_folder.rglob("*.png"))
+    ]
+    tsv.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    ds2 = open_dataset(tsv)
+    assert ds2.format == "tsv" and len(ds2.split("train")) == 8
+    tsv.write_text("missing.png\tsome text\n", encoding="utf-8")
+    with pytest.raises(DataError, match="missing.png not found"):
+        open_dataset(tsv)
+    assert len(open_dataset(tsv, on_error="skip").samples) == 0
+
+
+def test_folder_missing_transcription(tmp_path: Path) -> None:
+    save_png(render_line("x"), tmp_path / "a.png")
+    with pytest.raises(DataError, match="no transcription a.txt"):
+        open_dataset(tmp_path)
+
+
+def test_splits_made_by_document_never_by_line(tmp_path: Path) -> None:
+    for d in range(30):
+        for i in range(3):
+            save_png(render_line("ab", size=12), tmp_path / f"doc{d}" / f"l{i}.png")
+            (tmp_path / f"doc{d}" / f"l{i}.txt").write_text("ab")
+    ds = open_dataset(tmp_path)
+    by_doc: dict[str, set] = {}
+    for s in ds.samples:
+        by_doc.setdefault(s.doc_id, set()).add(s.split)
+    assert all(len(v) == 1 for v in by_doc.values())
+    assert set(ds.splits) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20])
+def test_corrupt_images_are_named(tmp_path: Path, content: bytes) -> None:
+    p = tmp_path / "broken.png"
+    p.write_bytes(content)
+    with pytest.raises(DataError, match="broken.png"):
+        load_gray(p)
+
+
+def test_huge_image_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import htrlab.data.images as images
+
+    save_png(np.zeros((50, 60), np.uint8), tmp_path / "big.png")
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    images._load_gray_cached.cache_clear()
+    with pytest.raises(DataError, match="too large"):
+        load_gray(tmp_path / "big.png")
+
+
+def test_image_modes(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rgba = Image.new("RGBA", (40, 20), (0, 0, 0, 0))
+    rgba.save(tmp_path / "alpha.png")
+    assert load_gray(tmp_path / "alpha.png").min() == 255  # transparent = paper
+    Image.fromarray((np.arange(800).reshape(20, 40) * 60).astype(np.uint16)).save(tmp_path / "deep.png")
+    g = load_gray(tmp_path / "deep.png")
+    assert g.dtype == np.uint8 and g.max() == 255
+    Image.new("CMYK", (30, 10), (0, 0, 0, 255)).save(tmp_path / "cmyk.jpg")
+    assert load_gray(tmp_path / "cmyk.jpg").mean() < 50
