@@ -262,3 +262,29 @@ def test_image_modes(tmp_path: Path) -> None:
     assert g.dtype == np.uint8 and g.max() == 255
     Image.new("CMYK", (30, 10), (0, 0, 0, 255)).save(tmp_path / "cmyk.jpg")
     assert load_gray(tmp_path / "cmyk.jpg").mean() < 50
+
+
+def test_cvl_missing_xml_and_bad_names(tmp_path: Path) -> None:
+    root = _cvl(tmp_path)
+    (root / "trainset" / "xml" / "0001-6_attributes.xml").unlink()
+    with pytest.raises(DataError, match="0001-6_attributes.xml not found"):
+        read_cvl(root)
+    save_png(render_line("x"), root / "trainset" / "lines" / "0001" / "badname.tif")
+    problems = Problems("skip")
+    assert len(read_cvl(root, problems)) == 2
+    assert len(problems) == 2
+    with pytest.raises(DataError, match="not a CVL root"):
+        read_cvl(tmp_path / "nowhere")
+
+
+def test_tsv_malformed_rows(tmp_path: Path) -> None:
+    save_png(render_line("ok"), tmp_path / "a.png")
+    tsv = tmp_path / "m.tsv"
+    tsv.write_text("a.png\tok\njust-one-column\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"m.tsv:2: expected path<TAB>text"):
+        open_dataset(tsv)
+    ds = open_dataset(tsv, on_error="skip")
+    assert [s.text for s in ds.samples] == ["ok"] and len(ds.skipped) == 1
+    tsv.write_bytes(b"a.png\t\xff\xfe bad\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        open_dataset(tsv)

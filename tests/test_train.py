@@ -83,12 +83,6 @@ def test_resume_continues_exactly(line_folder: Path, tmp_path: Path) -> None:
     resumed = _cfg(
         line_folder, tmp_path / "part", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true"
     )
-    # the saved config must match for a resume; rewrite it as the user would re-run the same command
-    state = torch.load(tmp_path / "part" / "last.state.pt", weights_only=False)
-    from htrlab.config import to_dict
-
-    state["config"] = to_dict(resumed)
-    torch.save(state, tmp_path / "part" / "last.state.pt")
     train(resumed, resume=True)
     a = load_checkpoint(tmp_path / "full" / "last.safetensors").model.state_dict()
     b = load_checkpoint(tmp_path / "part" / "last.safetensors").model.state_dict()
@@ -100,7 +94,7 @@ def test_resume_with_changed_config_is_refused(line_folder: Path, tmp_path: Path
     from htrlab.errors import ConfigError
 
     train(_cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2"))
-    with pytest.raises(ConfigError, match="differs"):
+    with pytest.raises(ConfigError, match=r"differs .* in train\.lr"):
         train(
             _cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "train.lr=0.1"),
             resume=True,

@@ -37,6 +37,29 @@ from htrlab.train.config import RunConfig
 from htrlab.train.schedule import lr_factor
 
 STATE_FILE = "last.state.pt"
+# Settings a resumed run may change: how long it runs and how it reports, not what it learns from or how.
+RESUMABLE_CHANGES = {
+    "train.max_steps",
+    "train.epochs",
+    "train.time_budget_min",
+    "train.patience",
+    "train.progress",
+    "train.log_every",
+    "train.threads",
+}
+
+
+def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Flattened keys whose values differ between two config dicts."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in set(old) | set(new):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict) and key != "params":
+            out.update(_config_diff(a, b, name + "."))
+        elif a != b:
+            out[name] = (a, b)
+    return out
 
 
 def _log(msg: str) -> None:
@@ -253,10 +276,15 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     }
     if resume:
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        if saved.get("config") != to_dict(cfg):
+        diff = _config_diff(saved.get("config", {}), to_dict(cfg))
+        if set(diff) - RESUMABLE_CHANGES:
             raise ConfigError(
-                f"--resume: the configuration differs from the one saved in {out_dir}/config.yaml"
+                f"--resume: the configuration differs from the one saved in {out_dir} in "
+                f"{', '.join(sorted(set(diff) - RESUMABLE_CHANGES))}; only {', '.join(sorted(RESUMABLE_CHANGES))} "
+                "may change when resuming"
             )
+        if diff and is_main:
+            _log(f"resume: changed {', '.join(f'{k}: {a} -> {b}' for k, (a, b) in sorted(diff.items()))}")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         st = saved["progress"]
