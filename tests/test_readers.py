@@ -216,7 +216,7 @@ def test_folder_and_tsv(line_folder: Path, tmp_path: Path) -> None:
 
 def test_folder_missing_transcription(tmp_path: Path) -> None:
     save_png(render_line("x"), tmp_path / "a.png")
-    with pytest.raises(DataError, match="no transcription a.txt"):
+    with pytest.raises(DataError, match=r"a.txt not found"):
         open_dataset(tmp_path)
 
 

@@ -374,7 +374,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         return cfg.train.patience > 0 and st["bad_evals"] >= cfg.train.patience
 
     model.train()
-    bar = tqdm(total=total_steps, initial=st["step"], disable=not prog, unit="step", dynamic_ncols=True)
+    # under a time budget the step count is not known in advance
+    bar_total = None if budget_s > 0 and cfg.train.max_steps == 0 else total_steps
+    bar = tqdm(total=bar_total, initial=st["step"], disable=not prog, unit="step", dynamic_ncols=True)
     stop = False
     last_log = time.time()
     run_start_elapsed = st["elapsed"]

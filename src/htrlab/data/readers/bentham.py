@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from htrlab.data.readers.common import Problems
+from htrlab.data.readers.common import IMAGE_SUFFIXES, Problems, read_transcription
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
-from htrlab.text.normalize import normalize_text
 
 
 def _split_name(stem: str) -> str:
@@ -43,17 +42,13 @@ def read_bentham(root: str | Path, problems: Problems | None = None) -> list[Lin
                 split_of[lid] = _split_name(lst.stem)
     samples: list[LineSample] = []
     for img in sorted(img_dir.iterdir()):
-        if img.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
+        if img.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         lid = img.stem
-        txt = txt_dir / f"{lid}.txt"
-        if not txt.is_file():
-            problems.report(f"Bentham line {lid}: transcription {txt} not found")
-            continue
         try:
-            text = normalize_text(txt.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            problems.report(f"Bentham line {lid}: {txt} is not UTF-8 ({exc.reason})")
+            text = read_transcription(txt_dir / f"{lid}.txt")
+        except DataError as exc:
+            problems.report(f"Bentham line {lid}: {exc}")
             continue
         parts = lid.split("_")
         doc = "_".join(parts[:-2]) if len(parts) > 2 else lid

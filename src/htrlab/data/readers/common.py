@@ -8,6 +8,7 @@ from pathlib import Path
 from lxml import etree
 
 from htrlab.errors import ConfigError, DataError
+from htrlab.text.normalize import normalize_text
 
 ON_ERROR = ("error", "skip")
 
@@ -41,6 +42,23 @@ def parse_xml(path: Path) -> etree._Element:
         raise DataError(f"cannot read XML file {path}: {exc}") from exc
     except etree.XMLSyntaxError as exc:
         raise DataError(f"malformed XML in {path}: {exc}") from exc
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+def read_transcription(path: Path) -> str:
+    """A line's transcription file, NFC-normalised.
+
+    Raises:
+        DataError: naming the file when it is missing or not UTF-8 text.
+    """
+    if not path.is_file():
+        raise DataError(f"transcription {path} not found")
+    try:
+        return normalize_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text ({exc.reason})") from exc
 
 
 def local(tag: object) -> str:

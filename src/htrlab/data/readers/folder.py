@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from htrlab.data.readers.common import Problems
+from htrlab.data.readers.common import IMAGE_SUFFIXES, Problems, read_transcription
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
 
 def read_folder(root: str | Path, problems: Problems | None = None) -> list[LineSample]:
@@ -28,15 +26,11 @@ def read_folder(root: str | Path, problems: Problems | None = None) -> list[Line
     for img in sorted(root.rglob("*")):
         if img.suffix.lower() not in IMAGE_SUFFIXES or not img.is_file():
             continue
-        txt = img.with_suffix(".txt")
         rel = img.relative_to(root)
-        if not txt.is_file():
-            problems.report(f"{img}: no transcription {txt.name} beside it")
-            continue
         try:
-            text = normalize_text(txt.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            problems.report(f"{txt}: not UTF-8 text ({exc.reason})")
+            text = read_transcription(img.with_suffix(".txt"))
+        except DataError as exc:
+            problems.report(f"{img}: {exc}")
             continue
         parent = rel.parent.as_posix()
         split = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] in ("train", "val", "test") else None
