@@ -100,6 +100,32 @@ def test_evaluate_table_json_and_leakage_warning(
     assert "among this checkpoint's TRAINING lines" in capsys.readouterr().err
 
 
+def test_evaluate_writes_reports(tiny_checkpoint: tuple[Path, Path], tmp_path: Path) -> None:
+    ckpt, data = tiny_checkpoint
+    xlsx, html = tmp_path / "r.xlsx", tmp_path / "r.html"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(ckpt),
+                str(data),
+                "--splits",
+                "train,test",
+                "--report",
+                str(xlsx),
+                "--report",
+                str(html),
+            ]
+        )
+        == 0
+    )
+    from openpyxl import load_workbook
+
+    assert load_workbook(xlsx)["lines"].max_row == 1 + 4 + 2
+    assert "data:image/png;base64," in html.read_text(encoding="utf-8")
+    assert main(["evaluate", str(ckpt), str(data), "--report", str(tmp_path / "r.doc")]) == 2
+
+
 def test_recognize_text_jsonl_and_bad_files(
     tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

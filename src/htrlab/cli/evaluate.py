@@ -17,6 +17,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-lines", type=int, default=0, help="evaluate at most N lines per split (0 = all)")
     p.add_argument("--json", action="store_true", help="machine-readable output (with per-line predictions)")
     p.add_argument("-o", "--output", help="write results here instead of stdout")
+    p.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="also write an error report: .xlsx, .html or .csv by extension (repeatable)",
+    )
     add_on_error(p)
     p.set_defaults(func=run)
 
@@ -59,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
                 "(same image fingerprints). Its score on them measures memory, not reading.",
                 file=sys.stderr,
             )
+    if args.report:
+        from htrlab.evaluate.report import write_report
+
+        for path in args.report:
+            print(f"wrote {write_report(results, path)}", file=sys.stderr)
     if args.json:
         write_output(
             dumps(

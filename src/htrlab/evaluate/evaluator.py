@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from htrlab.data.dataset import open_dataset
 from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.evaluate.inference import predict
@@ -25,9 +27,10 @@ class SplitResult:
     skipped: int
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list, repr=False)  # preprocessed lines, for reports
 
     def row(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "predictions"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("predictions", "images")}
 
 
 def evaluate_splits(
@@ -80,6 +83,7 @@ def evaluate_splits(
                 len(lines.skipped),
                 round(secs, 2),
                 rows,
+                lines.images,
             )
         )
     return results
