@@ -160,6 +160,66 @@ def test_recognize_default_model_on_bundled_examples(capsys: pytest.CaptureFixtu
     assert all(r["text"] for r in rows)
 
 
+def test_export_onnx_matches_pytorch(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from htrlab.cli.export import max_difference
+
+    ckpt, data = tiny_checkpoint
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(ckpt), "-o", str(onnx_path)]) == 0
+    assert "max |log-prob difference|" in capsys.readouterr().err
+    assert max_difference(str(ckpt), str(onnx_path)) < 1e-4
+    imgs = sorted(str(p) for p in data.rglob("*.png"))
+    assert main(["recognize", "-m", str(ckpt), "--format", "jsonl", *imgs]) == 0
+    torch_rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert main(["recognize", "-m", str(onnx_path), "--engine", "onnx", "--format", "jsonl", *imgs]) == 0
+    onnx_rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in torch_rows] == [r["text"] for r in onnx_rows]
+    assert main(["recognize", "-m", str(ckpt), "--engine", "onnx", imgs[0]]) == 2
+
+
+def test_benchmark_json_rows(tiny_checkpoint: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt, data = tiny_checkpoint
+    rc = main(
+        [
+            "benchmark",
+            str(ckpt),
+            "htr-jand",
+            "--images",
+            str(data),
+            "--batch-sizes",
+            "1,4",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--engines",
+            "torch,onnx",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 * 2
+    keys = {
+        "model",
+        "decoder",
+        "batch_size",
+        "params",
+        "sentences_per_s",
+        "tokens_per_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    }
+    assert all(keys <= set(r) for r in rows)
+    assert all(r["sentences_per_s"] > 0 for r in rows)
+    assert {r["engine"] for r in rows} == {"torch", "onnx"}
+    b1 = [r for r in rows if r["batch_size"] == 1]
+    assert all(r["latency_p50_ms"] > 0 and r["latency_p95_ms"] >= r["latency_p50_ms"] for r in b1)
+    assert main(["benchmark", str(ckpt), "--batch-sizes", "1"]) == 2  # neither --data nor --images
+
+
 def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

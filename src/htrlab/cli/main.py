@@ -18,6 +18,8 @@ COMMANDS = {
     "evaluate": "htrlab.cli.evaluate",
     "recognize": "htrlab.cli.recognize",
     "models": "htrlab.cli.models",
+    "export": "htrlab.cli.export",
+    "benchmark": "htrlab.cli.benchmark",
 }
 
 

@@ -14,8 +14,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("recognize", help="read text line images (default: the bundled example lines)")
     p.add_argument("images", nargs="*", help="line images; none = the bundled examples")
     p.add_argument(
-        "-m", "--model", default="default", help="checkpoint file, or 'default' for the bundled model"
+        "-m",
+        "--model",
+        default="default",
+        help="checkpoint (.safetensors), ONNX export (.onnx), or 'default' for the bundled model",
     )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="auto: onnxruntime for .onnx files, PyTorch otherwise",
+    )
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout")
@@ -28,16 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
     from htrlab.errors import DataError
+    from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import predict
-    from htrlab.train.checkpoint import load_checkpoint
 
     paths = [Path(p) for p in args.images] or example_images()
     ckpt = default_checkpoint() if args.model == "default" else Path(args.model)
-    loaded = load_checkpoint(ckpt)
+    engine = load_engine(ckpt, args.engine, args.threads)
     images, ok_paths, failed = [], [], {}
     for p in paths:
         try:
-            images.append(preprocess(load_gray(p), loaded.preprocess, str(p)))
+            images.append(preprocess(load_gray(p), engine.preprocess, str(p)))
             ok_paths.append(p)
         except DataError as exc:
             if args.on_error == "error":
@@ -45,9 +55,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{exc} (use --on-error skip to read the other images and report this one)"
                 ) from exc
             failed[p] = str(exc)
-    preds = (
-        dict(zip(ok_paths, predict(loaded.model, loaded.charset, images, args.batch_size))) if images else {}
-    )
+    preds = dict(zip(ok_paths, predict(engine, engine.charset, images, args.batch_size))) if images else {}
     out = []
     for p in paths:
         if p in failed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,16 +34,29 @@ def frames_needed(encoded_len: int, text: str) -> int:
     return encoded_len + sum(1 for a, b in itertools.pairwise(text) if a == b)
 
 
+Forward = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
 @torch.no_grad()
 def predict(
-    model: nn.Module,
+    model: nn.Module | Forward,
     charset: Charset,
     images: Sequence[np.ndarray],
     batch_size: int = 32,
     device: str | torch.device = "cpu",
 ) -> list[Decoded]:
-    """Greedy-decode preprocessed lines (uint8 or float, ink high); results in input order."""
-    model.eval()
+    """Greedy-decode preprocessed lines (uint8 or float, ink high); results in input order.
+
+    Args:
+        model: a CTC model, or any callable ``(images (N, 1, H, W), widths (N,)) -> (log_probs (N, T, C),
+            lengths (N,))`` such as an ONNX engine.
+        charset: the model's characters.
+        images: preprocessed lines.
+        batch_size: lines per forward pass (batches are formed by width).
+        device: where torch models run.
+    """
+    if isinstance(model, nn.Module):
+        model.eval()
     results: list[Decoded | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))

@@ -1,0 +1,73 @@
+"""``htrlab benchmark [MODELS...] --data DATASET | --images DIR --batch-sizes 1,8,32 --threads N [--json]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from htrlab.cli.common import dumps, write_output
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark", help="speed: sentences/s, tokens/s, latency, memory per model and batch size"
+    )
+    p.add_argument(
+        "models",
+        nargs="*",
+        default=["default"],
+        help="checkpoints, .onnx files, 'default', or registered names (random weights, speed only)",
+    )
+    p.add_argument("--data", help="dataset to take lines from")
+    p.add_argument("--split", default="test", help="split of --data (default test)")
+    p.add_argument("--images", help="folder of line images instead of --data")
+    p.add_argument("--max-lines", type=int, default=200, help="lines to time (default 200; 0 = all)")
+    p.add_argument("--batch-sizes", default="1,8,32")
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch and onnxruntime (0 = default)"
+    )
+    p.add_argument("--engines", default="torch", help="for checkpoints: torch, onnx or torch,onnx")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from htrlab.errors import ConfigError
+    from htrlab.evaluate.speed import (
+        as_dicts,
+        benchmark_engine,
+        load_lines,
+        machine_facts,
+        resolve_models,
+        rows_to_markdown,
+    )
+
+    try:
+        sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}"
+        ) from exc
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    if not sizes or min(sizes) < 1 or not set(engines) <= {"torch", "onnx"}:
+        raise ConfigError("--batch-sizes must be positive integers and --engines torch and/or onnx")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    lines = load_lines(args.data, args.images, args.split, args.max_lines)
+    if not lines:
+        raise ConfigError("no line images to time")
+    facts = machine_facts()
+    print(f"machine: {facts}; {len(lines)} lines", file=sys.stderr)
+    rows = []
+    for label, engine in resolve_models(args.models, engines, args.threads):
+        rows += benchmark_engine(
+            label, engine, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
+        )
+        print(rows_to_markdown(rows[-len(sizes) :]).splitlines()[-1], file=sys.stderr)
+    # --json: a list of rows; the machine facts went to stderr above
+    write_output(dumps(as_dicts(rows)) if args.json else rows_to_markdown(rows), args.output)
+    return 0

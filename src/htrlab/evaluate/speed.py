@@ -1,0 +1,251 @@
+"""Speed benchmark: sentences (lines) per second, tokens (characters) per second, latency and memory.
+
+Timing covers the model's forward pass and greedy decoding on preprocessed lines; preprocessing is timed
+separately. Each configuration gets a warm-up pass (not timed), then ``repeats`` timed passes over all lines;
+the median pass is reported. Latency is measured line by line at batch size 1.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from htrlab.data.batching import bucket_batches, collate
+from htrlab.data.images import load_gray
+from htrlab.data.preprocess import PreprocessConfig, preprocess
+from htrlab.data.sample import LineSample
+from htrlab.decoding.greedy import greedy_decode
+from htrlab.evaluate.engines import Engine, load_engine
+from htrlab.text.charset import Charset
+from htrlab.train.checkpoint import make_meta
+
+
+@dataclass
+class SpeedRow:
+    model: str
+    engine: str
+    decoder: str
+    batch_size: int
+    threads: int
+    params: int
+    file_mb: float | None
+    lines: int
+    sentences_per_s: float
+    tokens_per_s: float
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    preprocess_ms_per_line: float
+    peak_rss_mb: float
+
+
+def machine_facts() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    facts: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    try:
+        import onnxruntime
+
+        facts["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return facts
+
+
+def random_engine(name: str) -> Engine:
+    """A registered architecture with random weights (speed only), with a 95-character charset."""
+    from htrlab.models.registry import build_model
+
+    charset = Charset([chr(c) for c in range(32, 127)])
+    model = build_model(name, len(charset)).eval()
+    pre = PreprocessConfig(height=int(model.cfg.input_height))  # type: ignore[union-attr,arg-type]
+
+    @torch.no_grad()
+    def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out: tuple[torch.Tensor, torch.Tensor] = model(images, widths)
+        return out
+
+    params = sum(p.numel() for p in model.parameters())
+    return Engine("torch", Path(name), charset, pre, make_meta(model, name, charset, pre), params, forward)
+
+
+def resolve_models(specs: Sequence[str], engines: Sequence[str], threads: int) -> list[tuple[str, Engine]]:
+    """``default`` (bundled model), checkpoint/ONNX paths or registered names -> engines to time.
+
+    A checkpoint with ``onnx`` among ``engines`` is also exported to a temporary ONNX file and timed there.
+    """
+    from htrlab.bundled import default_checkpoint
+    from htrlab.models.registry import model_names
+
+    out: list[tuple[str, Engine]] = []
+    for spec in specs:
+        if spec == "default":
+            path = default_checkpoint()
+        elif Path(spec).exists():
+            path = Path(spec)
+        elif spec in model_names():
+            out.append((f"{spec} (random init)", random_engine(spec)))
+            continue
+        else:
+            from htrlab.errors import ModelError
+
+            raise ModelError(
+                f"'{spec}' is neither a file, 'default', nor a registered model ({', '.join(model_names())})"
+            )
+        label = spec
+        if path.suffix == ".onnx":
+            out.append((label, load_engine(path, "onnx", threads)))
+            continue
+        if "torch" in engines:
+            out.append((label, load_engine(path, "torch", threads)))
+        if "onnx" in engines:
+            from htrlab.models.onnx_export import export_onnx
+            from htrlab.train.checkpoint import load_checkpoint
+
+            onnx_path = Path(tempfile.mkdtemp(prefix="htrlab-bench-")) / (path.stem + ".onnx")
+            export_onnx(load_checkpoint(path), onnx_path)
+            out.append((label, load_engine(onnx_path, "onnx", threads)))
+    return out
+
+
+def _run(engine: Engine, images: Sequence[np.ndarray], batches: list[list[int]]) -> int:
+    """One pass over all lines; returns the number of decoded characters."""
+    chars = 0
+    for idx in batches:
+        b = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
+        lp, lengths = engine(b.images, b.widths)
+        chars += sum(len(d.text) for d in greedy_decode(lp, lengths, engine.charset))
+    return chars
+
+
+def benchmark_engine(
+    label: str,
+    engine: Engine,
+    gray_lines: Sequence[np.ndarray],
+    batch_sizes: Sequence[int],
+    threads: int,
+    repeats: int = 3,
+    latency_lines: int = 50,
+) -> list[SpeedRow]:
+    """Time ``engine`` on grayscale line images at each batch size."""
+    t0 = time.perf_counter()
+    images = [preprocess(g, engine.preprocess) for g in gray_lines]
+    pre_ms = 1000 * (time.perf_counter() - t0) / max(1, len(images))
+    size = engine.path.stat().st_size / 1e6 if engine.path.is_file() else None
+    rows = []
+    for bs in batch_sizes:
+        batches = bucket_batches([im.shape[1] for im in images], bs)
+        _run(engine, images, batches[: max(1, min(len(batches), 2))])  # warm-up
+        times, chars = [], 0
+        for _ in range(repeats):
+            t = time.perf_counter()
+            chars = _run(engine, images, batches)
+            times.append(time.perf_counter() - t)
+        med = statistics.median(times)
+        p50 = p95 = None
+        if bs == 1:
+            lat = []
+            for im in images[:latency_lines]:
+                t = time.perf_counter()
+                _run(engine, [im], [[0]])
+                lat.append(1000 * (time.perf_counter() - t))
+            p50, p95 = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append(
+            SpeedRow(
+                label,
+                engine.name,
+                "greedy",
+                bs,
+                threads,
+                engine.params,
+                round(size, 2) if size else None,
+                len(images),
+                round(len(images) / med, 2),
+                round(chars / med, 1),
+                None if p50 is None else round(p50, 2),
+                None if p95 is None else round(p95, 2),
+                round(pre_ms, 3),
+                round(rss, 1),
+            )
+        )
+    return rows
+
+
+def load_lines(data: str | None, images_dir: str | None, split: str, max_lines: int) -> list[np.ndarray]:
+    """Grayscale line images from a dataset split or a folder of images."""
+    from htrlab.data.dataset import open_dataset
+    from htrlab.data.readers.common import IMAGE_SUFFIXES
+    from htrlab.errors import ConfigError
+
+    if bool(data) == bool(images_dir):
+        raise ConfigError("give exactly one of --data DATASET or --images DIR")
+    if data:
+        ds = open_dataset(data, on_error="skip")
+        samples: list[LineSample] = [s for s in (ds.split(split) if split else ds.samples) if s.text]
+        out = []
+        for s in samples[: max_lines or None]:
+            try:
+                out.append(s.load_image())
+            except Exception:  # unreadable lines are not part of a speed test
+                continue
+        return out
+    files = sorted(p for p in Path(images_dir or ".").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [load_gray(p) for p in files[: max_lines or None]]
+
+
+def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
+    head = [
+        "model",
+        "engine",
+        "batch",
+        "params",
+        "MB",
+        "sentences/s",
+        "tokens/s",
+        "p50 ms",
+        "p95 ms",
+        "peak RSS MB",
+    ]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [
+            r.model,
+            r.engine,
+            r.batch_size,
+            f"{r.params:,}",
+            r.file_mb or "-",
+            r.sentences_per_s,
+            r.tokens_per_s,
+            r.latency_p50_ms or "-",
+            r.latency_p95_ms or "-",
+            r.peak_rss_mb,
+        ]
+        out.append("| " + " | ".join(str(v) for v in vals) + " |")
+    return "\n".join(out)
+
+
+def as_dicts(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in rows]
