@@ -161,3 +161,58 @@ def test_distributed_two_cpu_processes_gloo(line_folder: Path, tmp_path: Path) -
     assert (out / "best.safetensors").is_file()
     meta = read_meta(out / "best.safetensors")
     assert meta.data["train_lines"] == 4
+
+
+def test_distillation_trains_student_from_teacher(line_folder: Path, tmp_path: Path) -> None:
+    from htrlab.errors import ConfigError
+    from htrlab.models import build_model, count_parameters
+
+    train(_cfg(line_folder, tmp_path / "teacher", "train.max_steps=4", "train.eval_every=4"))
+    teacher = tmp_path / "teacher" / "best.safetensors"
+    summary = train(
+        _cfg(
+            line_folder,
+            tmp_path / "student",
+            "train.max_steps=4",
+            "train.eval_every=4",
+            "model.name=htr-jand-student",
+            f"train.distill_from={teacher}",
+            "train.log_every=1",
+        )
+    )
+    assert summary["steps"] == 4
+    rows = [json.loads(x) for x in (tmp_path / "student" / "metrics.jsonl").read_text().splitlines()]
+    kls = [r["kl"] for r in rows if r["kind"] == "train"]
+    assert len(kls) == 4 and all(k >= 0 and k == k for k in kls)
+    meta = read_meta(tmp_path / "student" / "best.safetensors")
+    assert meta.model_name == "htr-jand-student"
+    assert meta.charset == read_meta(teacher).charset
+    assert meta.training["config"]["train"]["distill_from"] == str(teacher)
+    with pytest.raises(ConfigError, match="preprocess.height=32"):
+        train(
+            _cfg(
+                line_folder,
+                tmp_path / "bad",
+                "train.max_steps=1",
+                "model.name=htr-jand-student",
+                f"train.distill_from={teacher}",
+                "preprocess.pad=2",
+            )
+        )
+    ratio = count_parameters(build_model("htr-jand-student", 85)) / count_parameters(
+        build_model("htr-jand", 85)
+    )
+    assert 0.4 < ratio < 0.6
+
+
+def test_distillation_kl_is_zero_for_identical_posteriors() -> None:
+    from htrlab.models import build_model
+    from htrlab.train.loop import distillation_kl
+
+    torch.manual_seed(0)
+    m = build_model("htr-jand", 10, tiny=True).eval()
+    x, w = torch.rand(2, 1, 32, 64), torch.tensor([64, 40])
+    with torch.no_grad():
+        lp, lengths = m(x, w)
+    assert float(distillation_kl(m, x, w, lp, lengths, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_kl(m, x, w, torch.log_softmax(torch.randn_like(lp), -1), lengths, 2.0)) > 0.01

@@ -134,3 +134,30 @@ register(
     },
     description="HTR-JAND teacher: gated CNN + SE, 4-layer BiLSTM, self-attention, CTC",
 )
+
+
+@dataclass
+class HTRJandStudentConfig(HTRJandConfig):
+    """About half the teacher's parameters (1.6 M vs 3.2 M), same input and frame rate, so a teacher's frame
+    posteriors can be distilled into it frame by frame (``htrlab train --distill-from TEACHER``)."""
+
+    channels: list[int] = field(default_factory=lambda: [24, 48, 96, 96, 192])
+    d_model: int = 192
+    lstm_hidden: int = 96
+    lstm_layers: int = 3
+
+
+register(
+    "htr-jand-student",
+    HTRJandStudentConfig,
+    HTRJand,
+    tiny={
+        "channels": [4, 8, 8, 8, 16],
+        "pools": [[2, 2], [2, 2], [2, 1], [2, 1], [1, 1]],
+        "d_model": 24,
+        "lstm_hidden": 16,
+        "lstm_layers": 1,
+        "input_height": 32,
+    },
+    description="HTR-JAND student: about half the teacher's size, for knowledge distillation",
+)

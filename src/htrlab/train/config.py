@@ -51,6 +51,9 @@ class TrainSection:
     log_every: int = 20
     threads: int = 0  # torch CPU threads (0 = torch's default)
     device: str = "auto"  # auto | cpu | cuda
+    distill_from: str = ""  # teacher checkpoint: train with knowledge distillation from its frame posteriors
+    distill_temperature: float = 2.0  # softening of teacher and student posteriors for the KL term
+    distill_weight: float = 0.5  # loss = (1 - w) * CTC(labels) + w * T^2 * KL(teacher || student)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,6 +61,8 @@ class TrainSection:
             raise ConfigError(f"train.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
         if self.batch_size < 1:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
+            raise ConfigError("train.distill_weight must be in [0, 1] and train.distill_temperature > 0")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
 

@@ -165,6 +165,57 @@ def _width_validator(model: nn.Module, charset: Charset):
     return check
 
 
+def _load_teacher(
+    cfg: RunConfig, samples: list[LineSample], device: torch.device
+) -> tuple[nn.Module, Charset]:
+    """The teacher model for distillation; the student adopts its charset and must share its preprocessing."""
+    from dataclasses import asdict
+
+    from htrlab.train.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(cfg.train.distill_from, device)
+    if loaded.preprocess != cfg.preprocess:
+        fix = " ".join(f"--set preprocess.{k}={v}" for k, v in asdict(loaded.preprocess).items())
+        raise ConfigError(
+            f"distillation: the student must see the images as the teacher {cfg.train.distill_from} does; "
+            f"use {fix}"
+        )
+    unknown = sorted({c for s in samples for c in s.text if c not in loaded.charset})
+    if unknown:
+        raise CharsetError(
+            f"distillation: training text has characters {unknown!r} that the teacher "
+            f"{cfg.train.distill_from} cannot output; train the teacher on the same data"
+        )
+    for p in loaded.model.parameters():
+        p.requires_grad_(False)
+    return loaded.model.eval(), loaded.charset
+
+
+def distillation_kl(
+    teacher: nn.Module,
+    images: torch.Tensor,
+    widths: torch.Tensor,
+    student_log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Mean over valid frames of KL(teacher || student) between temperature-softened frame posteriors.
+
+    Args:
+        teacher: the frozen teacher (same frame rate and classes as the student).
+        images: (N, 1, H, W) batch; widths: (N,).
+        student_log_probs: (N, T, C) student log-probabilities; lengths: (N,) valid frames.
+        temperature: T > 1 softens both distributions so the teacher's ranking of wrong characters is learnt.
+    """
+    with torch.no_grad():
+        t_lp, _ = teacher(images, widths)
+    t_log = F.log_softmax(t_lp.float() / temperature, dim=-1)
+    s_log = F.log_softmax(student_log_probs.float() / temperature, dim=-1)
+    kl = (t_log.exp() * (t_log - s_log)).sum(-1)  # (N, T)
+    mask = (torch.arange(kl.shape[1], device=kl.device)[None, :] < lengths.to(kl.device)[:, None]).float()
+    return (kl * mask).sum() / mask.sum().clamp(min=1.0)
+
+
 def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     """Train a CTC model as configured. Returns a summary (best val CER, checkpoint paths, ...)."""
     rank, world, local_rank = _dist_info()
@@ -204,9 +255,22 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     if not train_samples:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
     charset = Charset.from_texts(s.text for s in train_samples)
+    teacher: nn.Module | None = None
+    if cfg.train.distill_from:
+        teacher, charset = _load_teacher(cfg, train_samples, device)
     unknown_val = sorted({c for s in val_samples for c in s.text if c not in charset})
     params = resolve_model_params(cfg)
     model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
+    if teacher is not None:
+        for w in (64, 333, 1000):
+            n_s = int(model.output_length(w))  # type: ignore[operator]
+            n_t = int(teacher.output_length(w))  # type: ignore[operator]
+            if n_s != n_t:
+                raise ConfigError(
+                    f"distillation needs the student's frame rate to equal the teacher's: a {w} px line gives "
+                    f"{n_s} student frames but {n_t} teacher frames; "
+                    "give the student the teacher's width pooling (model.params.pools)"
+                )
     cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
     if distributed and not is_main:
         dist.barrier()  # rank 0 builds the cache first
@@ -421,6 +485,18 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 reduction="mean",
                 zero_infinity=True,
             )
+            kl = None
+            if teacher is not None:
+                kl = distillation_kl(
+                    teacher,
+                    batch.images.to(device),
+                    batch.widths.to(device),
+                    log_probs,
+                    lengths,
+                    cfg.train.distill_temperature,
+                )
+                w_kd, temp = cfg.train.distill_weight, cfg.train.distill_temperature
+                loss = (1.0 - w_kd) * loss + w_kd * temp * temp * kl
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.train.clip_grad > 0:
@@ -442,6 +518,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                         "epoch": st["epoch"],
                         "loss": loss.item(),
                         "lr": opt.param_groups[0]["lr"],
+                        **({"kl": float(kl.detach())} if kl is not None else {}),
                         "grad_norm": gnorm,
                         "elapsed_s": round(st["elapsed"], 1),
                         "s_per_step": round((now - last_log) / cfg.train.log_every, 3),
