@@ -216,3 +216,15 @@ def test_distillation_kl_is_zero_for_identical_posteriors() -> None:
         lp, lengths = m(x, w)
     assert float(distillation_kl(m, x, w, lp, lengths, 2.0)) == pytest.approx(0.0, abs=1e-6)
     assert float(distillation_kl(m, x, w, torch.log_softmax(torch.randn_like(lp), -1), lengths, 2.0)) > 0.01
+
+
+def test_skipped_samples_are_counted_and_listed(line_folder: Path, tmp_path: Path) -> None:
+    from conftest import render_line, save_png
+
+    save_png(render_line("ab"), line_folder / "train" / "docx" / "narrow.png")
+    (line_folder / "train" / "docx" / "narrow.txt").write_text("a very long text for such a tiny image")
+    train(_cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "data.on_error=skip"))
+    listed = (tmp_path / "run" / "skipped.txt").read_text()
+    assert "narrow" in listed and "minimum width" in listed
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert meta.data["skipped_train_lines"] == 1 and meta.data["train_lines"] == 4

@@ -290,9 +290,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if dropped_train or dropped_val:
             _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
         if train_lines.skipped or val_lines.skipped:
+            skipped_file = out_dir / "skipped.txt"
+            skipped_file.write_text(
+                "\n".join(train_lines.skipped + val_lines.skipped) + "\n", encoding="utf-8"
+            )
             _log(
                 f"data: skipped {len(train_lines.skipped)} train / {len(val_lines.skipped)} val samples "
-                f"(on_error=skip), e.g. {(train_lines.skipped + val_lines.skipped)[0]}"
+                f"(on_error=skip), all listed in {skipped_file}; e.g. {(train_lines.skipped + val_lines.skipped)[0]}"
             )
         if unknown_val:
             _log(
@@ -366,6 +370,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "val_split": cfg.data.val_split,
         "train_lines": len(train_lines),
         "val_lines": len(val_lines),
+        "skipped_train_lines": len(train_lines.skipped),
+        "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
     }
     train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
