@@ -223,7 +223,9 @@ def test_skipped_samples_are_counted_and_listed(line_folder: Path, tmp_path: Pat
 
     save_png(render_line("ab"), line_folder / "train" / "docx" / "narrow.png")
     (line_folder / "train" / "docx" / "narrow.txt").write_text("a very long text for such a tiny image")
-    train(_cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "data.on_error=skip"))
+    train(
+        _cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "data.on_error=skip")
+    )
     listed = (tmp_path / "run" / "skipped.txt").read_text()
     assert "narrow" in listed and "minimum width" in listed
     meta = read_meta(tmp_path / "run" / "best.safetensors")

@@ -19,6 +19,7 @@ COMMANDS = {
     "recognize": "htrlab.cli.recognize",
     "models": "htrlab.cli.models",
     "export": "htrlab.cli.export",
+    "synth": "htrlab.cli.synth",
     "benchmark": "htrlab.cli.benchmark",
 }
 

@@ -45,7 +45,8 @@ def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
     return cv2.warpAffine(x, m, (new_w, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
-def _elastic(x: np.ndarray, rng: np.random.Generator, amp: float) -> np.ndarray:
+def elastic_field(x: np.ndarray, rng: np.random.Generator, amp: float) -> np.ndarray:
+    """Smooth random displacement of a float image (H, W) by up to ``amp`` pixels."""
     h, w = x.shape
     # Smooth random displacement fields: coarse noise upsampled (cheap, no per-pixel Gaussian filtering).
     gh, gw = max(2, h // 16), max(2, w // 16)
@@ -73,7 +74,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
     if rng.random() < cfg.p and (cfg.slant or cfg.rotate or cfg.scale):
         y = _affine(y, rng, cfg)
     if cfg.elastic > 0 and rng.random() < cfg.p:
-        y = _elastic(y, rng, cfg.elastic)
+        y = elastic_field(y, rng, cfg.elastic)
     if cfg.morph and rng.random() < cfg.p:
         kernel = np.ones((2, 2), np.uint8)
         y = cv2.dilate(y, kernel) if rng.random() < 0.5 else cv2.erode(y, kernel)

@@ -1,0 +1,295 @@
+"""Rendering text as handwriting-like line images, deterministically by seed.
+
+Each sample ``i`` of a run with seed ``s`` uses its own generator ``default_rng([s, i])``, so a dataset is the
+same whatever order or number of processes made it. Variation: font, size, stroke width, slant, baseline
+wobble, letter spacing, elastic distortion, ink colour and paper background, scanning noise. Text comes from
+corpora (one sentence per line) cut into characters, words or lines, so models see all three levels.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from htrlab.data.augment import elastic_field
+from htrlab.errors import ConfigError, DataError
+from htrlab.text.normalize import normalize_text
+
+FONT_SUFFIXES = (".ttf", ".otf", ".woff", ".woff2")
+
+
+@dataclass
+class SynthConfig:
+    """How synthetic lines vary. Ranges are sampled uniformly per line."""
+
+    font_size: tuple[int, int] = (36, 60)  # pixels
+    p_char: float = 0.05  # share of samples that are a few isolated characters
+    p_word: float = 0.25  # share of single words; the rest are lines of 2..max_words words
+    max_words: int = 9
+    max_chars: int = 70
+    slant: float = 0.3  # max |shear|
+    wobble: float = 3.0  # max baseline wobble amplitude, pixels
+    spacing: tuple[float, float] = (-1.0, 3.0)  # extra pixels between letters
+    stroke: tuple[int, int] = (-1, 2)  # erosion (<0) .. dilation (>0) steps
+    elastic: float = 1.5  # displacement amplitude, pixels
+    ink: tuple[int, int] = (10, 110)  # ink grey level
+    paper: tuple[int, int] = (190, 250)  # paper grey level
+    noise: float = 8.0  # max Gaussian noise std (grey levels)
+    blur: float = 0.8  # max blur sigma
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.p_char + self.p_word <= 1:
+            raise ConfigError("synth: p_char + p_word must be in [0, 1]")
+
+
+@dataclass
+class FontInfo:
+    path: Path
+    chars: frozenset[str]
+    caps_only: bool
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def _cmap(path: Path) -> frozenset[str]:
+    from fontTools.ttLib import TTFont  # fontTools comes with matplotlib
+
+    with TTFont(str(path), lazy=True, fontNumber=0) as tt:
+        cmap = tt.getBestCmap() or {}
+    return frozenset(chr(c) for c in cmap)
+
+
+def font_dirs() -> list[Path]:
+    """Where fonts are looked for: $HTRLAB_FONTS (os.pathsep-separated), then ~/.local/share/htrlab/fonts."""
+    env = os.environ.get("HTRLAB_FONTS", "")
+    dirs = [Path(p) for p in env.split(os.pathsep) if p]
+    return [*dirs, Path.home() / ".local" / "share" / "htrlab" / "fonts"]
+
+
+def find_fonts(paths: Sequence[str | Path] | None = None) -> list[FontInfo]:
+    """Fonts under ``paths`` (files or folders, searched recursively; default :func:`font_dirs`).
+
+    A font whose lower-case letters are missing or are its capitals' glyphs is marked ``caps_only``; its
+    samples are upper-cased so the images and labels agree.
+
+    Raises:
+        DataError: when no usable font is found.
+    """
+    roots = [Path(p) for p in (paths or font_dirs())]
+    files: list[Path] = []
+    for r in roots:
+        if r.is_file():
+            files.append(r)
+        elif r.is_dir():
+            files += sorted(p for p in r.rglob("*") if p.suffix.lower() in FONT_SUFFIXES)
+    fonts = []
+    for f in files:
+        try:
+            chars = _cmap(f)
+            font = ImageFont.truetype(str(f), 40)
+        except (
+            Exception
+        ):  # fontTools/FreeType raise many types for broken files; such a font is just unusable
+            continue
+        if not set("AEIOUaeiou") & chars:
+            continue
+        lower_missing = not set("abcdefghijklmnopqrstuvwxyz") <= chars
+        # letters whose small and capital forms differ in ordinary fonts; in capitals-only fonts they match
+        same = (
+            float(np.mean([_similarity(_glyph(font, c.lower()), _glyph(font, c)) for c in "ABDEGHQR"])) > 0.5
+        )
+        fonts.append(FontInfo(f, chars, caps_only=lower_missing or same))
+    if not fonts:
+        raise DataError(
+            f"no usable fonts found in {', '.join(map(str, roots))}; run scripts/fetch_fonts.sh or pass --fonts DIR"
+        )
+    return fonts
+
+
+def _glyph(font: ImageFont.FreeTypeFont, ch: str) -> np.ndarray:
+    """The glyph cropped to its ink and scaled to 24 x 24 (so small capitals match their capitals)."""
+    im = Image.new("L", (80, 80), 0)
+    ImageDraw.Draw(im).text((10, 10), ch, fill=255, font=font)
+    arr = np.asarray(im, dtype=np.float32)
+    ys, xs = np.nonzero(arr > 64)
+    if len(ys) == 0:
+        return np.zeros((24, 24), np.float32)
+    return cv2.resize(
+        arr[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], (24, 24), interpolation=cv2.INTER_AREA
+    )
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two normalised glyph images (ordinary fonts: below 0.4 for a/A, b/B, ...;
+    capitals-only fonts: above 0.55, measured on the Debian handwriting fonts)."""
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float((a * b).sum()) / denom if denom > 0 else 0.0
+
+
+def load_corpus(paths: Sequence[str | Path], max_lines: int = 0) -> list[str]:
+    """Sentences from text files (one per line; IAM ``lines.txt`` rows are recognised and their ``|`` made
+    spaces), NFC-normalised."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        try:
+            rows = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read corpus {path}: {exc}") from exc
+        for row in rows:
+            if not row.strip() or row.startswith("#"):
+                continue
+            parts = row.split(" ")
+            if len(parts) >= 9 and parts[1] in ("ok", "err") and "-" in parts[0]:
+                row = " ".join(parts[8:]).replace("|", " ")
+            text = normalize_text(row)
+            if text:
+                out.append(text)
+            if max_lines and len(out) >= max_lines:
+                return out
+    if not out:
+        raise DataError(f"corpus {', '.join(map(str, paths))} holds no text")
+    return out
+
+
+def sample_text(corpus: Sequence[str], rng: np.random.Generator, cfg: SynthConfig) -> str:
+    """A character group, a word or a line cut from a random sentence."""
+    words = corpus[int(rng.integers(len(corpus)))].split()
+    r = rng.random()
+    if r < cfg.p_char:
+        word = words[int(rng.integers(len(words)))]
+        n = int(rng.integers(1, min(4, len(word)) + 1))
+        start = int(rng.integers(0, len(word) - n + 1))
+        return word[start : start + n]
+    if r < cfg.p_char + cfg.p_word:
+        return words[int(rng.integers(len(words)))]
+    n = int(rng.integers(2, cfg.max_words + 1))
+    start = int(rng.integers(0, max(1, len(words) - n + 1)))
+    text = " ".join(words[start : start + n])
+    return text[: cfg.max_chars].rstrip()
+
+
+def render_text(text: str, font: FontInfo, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Render ``text`` as a grayscale uint8 line image (dark ink on paper).
+
+    Raises:
+        DataError: if the font lacks a character of ``text``.
+    """
+    missing = sorted({c for c in text if c != " " and c not in font.chars})
+    if missing:
+        raise DataError(f"font {font.path} has no glyph for {missing!r}")
+    size = int(rng.integers(cfg.font_size[0], cfg.font_size[1] + 1))
+    ft = ImageFont.truetype(str(font.path), size)
+    spacing = float(rng.uniform(*cfg.spacing))
+    amp = float(rng.uniform(0, cfg.wobble))
+    period = float(rng.uniform(80, 300))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    ascent, descent = ft.getmetrics()
+    width = int(sum(ft.getlength(c) + spacing for c in text) + 2 * size + 10)
+    height = int(ascent + descent + 2 * amp + size * 0.6)
+    canvas = Image.new("L", (max(width, 8), max(height, 8)), 0)
+    draw = ImageDraw.Draw(canvas)
+    x = size * 0.5
+    for ch in text:
+        y = size * 0.3 + amp * (1 + np.sin(2 * np.pi * x / period + phase)) + float(rng.normal(0, 0.3))
+        draw.text((x, y), ch, fill=255, font=ft)
+        x += ft.getlength(ch) + spacing
+    mask: np.ndarray = np.asarray(canvas, dtype=np.float32) / 255.0
+    # stroke width
+    steps = int(rng.integers(cfg.stroke[0], cfg.stroke[1] + 1))
+    kernel = np.ones((2, 2), np.uint8)
+    for _ in range(abs(steps)):
+        mask = cv2.dilate(mask, kernel) if steps > 0 else cv2.erode(mask, kernel)
+    # slant
+    shear = float(rng.uniform(-cfg.slant, cfg.slant))
+    h, w = mask.shape
+    pad = int(abs(shear) * h) + 2
+    m = np.array([[1, shear, pad - shear * h / 2], [0, 1, 0]], dtype=np.float32)
+    mask = cv2.warpAffine(mask, m, (w + 2 * pad, h), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    if cfg.elastic > 0:
+        mask = elastic_field(mask, rng, cfg.elastic)
+    mask = _crop_to_ink(mask, margin=int(size * 0.25))
+    # ink on paper, with a low-frequency paper texture and scanning noise
+    paper = float(rng.uniform(*cfg.paper))
+    ink = float(rng.uniform(*cfg.ink))
+    h, w = mask.shape
+    texture = cv2.resize(
+        rng.normal(0, 6, (max(2, h // 20), max(2, w // 20))).astype(np.float32),
+        (w, h),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    img = paper + texture
+    img = img * (1 - mask) + ink * mask
+    sigma = float(rng.uniform(0, cfg.blur))
+    if sigma > 0.2:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    img = img + rng.normal(0, rng.uniform(0, cfg.noise), img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _crop_to_ink(mask: np.ndarray, margin: int) -> np.ndarray:
+    ys, xs = np.nonzero(mask > 0.1)
+    if len(ys) == 0:
+        return mask
+    y0, y1 = max(0, ys.min() - margin), min(mask.shape[0], ys.max() + margin + 1)
+    x0, x1 = max(0, xs.min() - margin), min(mask.shape[1], xs.max() + margin + 1)
+    return mask[y0:y1, x0:x1]
+
+
+def _printable(text: str) -> bool:
+    return all(unicodedata.category(c)[0] in "LNPSZ" for c in text)
+
+
+def generate(
+    n: int,
+    out_dir: str | Path,
+    fonts: Sequence[FontInfo],
+    corpus: Sequence[str],
+    seed: int = 0,
+    cfg: SynthConfig | None = None,
+    start: int = 0,
+    progress: bool = True,
+) -> dict[str, float]:
+    """Write ``n`` samples as ``OUT/<font>/<index>.png`` + ``.txt`` (the folder layout htrlab reads; the font
+    folder is the "document", so splits made from it hold out whole fonts). Returns counts and lines/s.
+    """
+    from tqdm import tqdm
+
+    cfg = cfg or SynthConfig()
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    written = 0
+    for i in tqdm(range(start, start + n), disable=not progress, desc="synth", unit="line", leave=False):
+        rng = np.random.default_rng([seed, i])
+        font = fonts[int(rng.integers(len(fonts)))]
+        for _ in range(20):  # a text the font can write
+            text = sample_text(corpus, rng, cfg)
+            if font.caps_only:
+                text = text.upper()
+            if text.strip() and _printable(text) and all(c == " " or c in font.chars for c in text):
+                break
+        else:
+            continue
+        img = render_text(text, font, rng, cfg)
+        folder = out / font.name
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i:07d}.png", optimize=False, compress_level=1)
+        (folder / f"{i:07d}.txt").write_text(text + "\n", encoding="utf-8")
+        written += 1
+    secs = time.perf_counter() - t0
+    return {
+        "written": written,
+        "seconds": round(secs, 2),
+        "lines_per_s": round(written / secs, 1) if secs else 0.0,
+    }

@@ -1,0 +1,84 @@
+"""Synthetic line rendering: deterministic, readable by the dataset readers, fonts checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+from htrlab.cli.main import main
+from htrlab.data import open_dataset
+from htrlab.errors import DataError
+from htrlab.synth import SynthConfig, find_fonts, generate, load_corpus, render_text
+
+MPL_FONTS = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf"
+DEJAVU = [MPL_FONTS / "DejaVuSans.ttf", MPL_FONTS / "DejaVuSerif-Italic.ttf"]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    p = tmp_path / "text.txt"
+    p.write_text(
+        "The quick brown fox jumps over the lazy dog.\nMy dear Dyer, I return the letter.\n"
+        "a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell\n",
+        encoding="utf-8",
+    )
+    return p
+
+
+def test_fonts_found_and_classified() -> None:
+    fonts = find_fonts(DEJAVU)
+    assert [f.name for f in fonts] == ["DejaVuSans", "DejaVuSerif-Italic"]
+    assert not any(f.caps_only for f in fonts)
+    assert "é" in fonts[0].chars
+
+
+def test_no_fonts_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.ttf").write_bytes(b"not a font")
+    with pytest.raises(DataError, match="no usable fonts"):
+        find_fonts([tmp_path])
+
+
+def test_corpus_reads_plain_and_iam_lines(corpus: Path) -> None:
+    lines = load_corpus([corpus])
+    assert lines[2] == "A MOVE to stop Mr. Gaitskell"
+    assert len(lines) == 3
+
+
+def test_render_is_deterministic_and_dark_on_light() -> None:
+    font = find_fonts(DEJAVU)[0]
+    a = render_text("hello world", font, np.random.default_rng([3, 1]), SynthConfig())
+    b = render_text("hello world", font, np.random.default_rng([3, 1]), SynthConfig())
+    assert np.array_equal(a, b)
+    assert a.dtype == np.uint8 and a.ndim == 2 and a.shape[1] > a.shape[0]
+    assert np.median(a) > 150 and a.min() < 120
+    with pytest.raises(DataError, match="no glyph"):
+        render_text("\u4e2d", font, np.random.default_rng(0), SynthConfig())
+
+
+def test_generate_writes_a_folder_dataset_split_by_font(tmp_path: Path, corpus: Path) -> None:
+    fonts = find_fonts(DEJAVU)
+    stats = generate(30, tmp_path / "out", fonts, load_corpus([corpus]), seed=7, progress=False)
+    assert stats["written"] == 30 and stats["lines_per_s"] > 0
+    ds = open_dataset(tmp_path / "out")
+    assert len(ds.samples) == 30
+    assert {s.doc_id for s in ds.samples} <= {"DejaVuSans", "DejaVuSerif-Italic"}
+    again = tmp_path / "again"
+    generate(30, again, fonts, load_corpus([corpus]), seed=7, progress=False)
+    first = sorted((tmp_path / "out").rglob("*.txt"))
+    assert [p.read_text() for p in first] == [
+        (again / p.relative_to(tmp_path / "out")).read_text() for p in first
+    ]
+
+
+def test_synth_cli(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "s"
+    assert (
+        main(["synth", "-n", "5", "-o", str(out), "--fonts", *map(str, DEJAVU), "--text", str(corpus)]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["written"] == 5
+    assert len(list(out.rglob("*.png"))) == 5
+    assert main(["synth", "-n", "0", "-o", str(out), "--fonts", str(DEJAVU[0]), "--text", str(corpus)]) == 2
