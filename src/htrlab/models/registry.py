@@ -32,7 +32,7 @@ def register(
 
 def _ensure_loaded() -> None:
     # Importing the architecture modules runs their register() lines.
-    from htrlab.models import htr_jand  # noqa: F401
+    from htrlab.models import crnn, htr_jand  # noqa: F401
 
 
 def get_spec(name: str) -> ModelSpec:

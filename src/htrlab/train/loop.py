@@ -261,6 +261,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     unknown_val = sorted({c for s in val_samples for c in s.text if c not in charset})
     params = resolve_model_params(cfg)
     model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
+    init_pretrained = getattr(model, "init_pretrained", None)
+    if init_pretrained is not None and not resume:
+        fresh = init_pretrained(charset)
+        source = str(getattr(model.cfg, "pretrained", ""))
+        if is_main and source:
+            _log(f"model: initialised from {source}; new output rows for {fresh!r}")
     if teacher is not None:
         for w in (64, 333, 1000):
             n_s = int(model.output_length(w))  # type: ignore[operator]
