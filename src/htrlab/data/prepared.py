@@ -138,7 +138,7 @@ def prepare_lines(
         except (OSError, ValueError, KeyError):
             lines = None  # a damaged cache is rebuilt, never trusted
         if lines is not None:
-            return _validated(lines, samples, validate, problems)
+            return _validated(lines, samples, validate, on_error)
     ids, texts, images, fps, docs = [], [], [], [], []
     for s in tqdm(samples, desc=desc, disable=not progress, leave=False, unit="line"):
         try:
@@ -156,18 +156,20 @@ def prepare_lines(
     if cache_file is not None and images:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         _save(cache_file, lines)
-    return _validated(lines, samples, validate, Problems(on_error, list(problems.messages)))
+    return _validated(lines, samples, validate, on_error)
 
 
 def _validated(
     lines: PreparedLines,
     samples: Sequence[LineSample],
     validate: Callable[[LineSample, np.ndarray], str | None] | None,
-    problems: Problems,
+    on_error: str,
 ) -> PreparedLines:
-    if lines.skipped and not problems.messages:
-        for m in lines.skipped:
-            problems.report(m)
+    # Problems recorded when the lines were prepared (perhaps by an earlier run, under "skip") are reported
+    # again under this run's policy: "error" raises the first of them.
+    problems = Problems(on_error)
+    for m in lines.skipped:
+        problems.report(m)
     if validate is None:
         lines.skipped = list(problems.messages)
         return lines
