@@ -163,3 +163,20 @@ def test_collate_pads_and_encodes() -> None:
     assert b.widths.tolist() == [10, 21]
     assert b.targets.tolist() == [1, 2, 2] and b.target_lengths.tolist() == [2, 1]
     assert float(b.images[0, 0, :, 10:].abs().sum()) == 0.0
+
+
+def test_greedy_decode_merges_repeats_drops_blanks_and_normalises_spaces() -> None:
+    import torch
+
+    from htrlab.decoding import greedy_decode
+
+    cs = Charset(list(" ab"))  # 1 = space, 2 = a, 3 = b
+    path = [1, 2, 2, 0, 2, 3, 1, 1, 0, 1, 3]  # " a" "a" "b" "  " ... -> " aab  b"
+    lp = torch.full((1, len(path), 4), -10.0)
+    for t, c in enumerate(path):
+        lp[0, t, c] = 0.0
+    (d,) = greedy_decode(lp, torch.tensor([len(path)]), cs)
+    assert d.text == "aab b"
+    assert 0.99 < d.confidence <= 1.0
+    (short,) = greedy_decode(lp, torch.tensor([3]), cs)  # only the valid frames count
+    assert short.text == "a"

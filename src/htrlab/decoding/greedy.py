@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from htrlab.text.charset import Charset
+from htrlab.text.normalize import normalize_text
 
 
 @dataclass
@@ -32,5 +33,6 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, charset: Chars
         path = idx[i, :n].tolist()
         keep = [c for j, c in enumerate(path) if c != Charset.BLANK and (j == 0 or c != path[j - 1])]
         conf = float(best[i, :n].mean().exp()) if n > 0 else 0.0
-        out.append(Decoded(charset.decode(keep), conf))
+        # references are whitespace-normalised (normalize_text), so hypotheses are too
+        out.append(Decoded(normalize_text(charset.decode(keep)), conf))
     return out

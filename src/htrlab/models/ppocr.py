@@ -110,7 +110,10 @@ def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     out.args = (feats,)
     fx.graph.eliminate_dead_code()
     fx.recompile()
-    for node in (weight_node, bias_node):  # the replaced projection's tensors are not part of the net any more
+    for node in (
+        weight_node,
+        bias_node,
+    ):  # the replaced projection's tensors are not part of the net any more
         holder_name, _, attr = str(node.target).rpartition(".")
         delattr(fx.get_submodule(holder_name) if holder_name else fx, attr)
     # initializers are buffers after conversion: make the float weights trainable parameters
