@@ -43,7 +43,11 @@ def main() -> int:
     ]
     cfg = load_run_config(args.config, overrides)
     t0 = time.time()
-    summary = {} if args.eval_only else train(cfg, resume=args.resume)
+    if args.eval_only:
+        done = Path(args.out) / "summary.json"
+        summary = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else {}
+    else:
+        summary = train(cfg, resume=args.resume)
     loaded = load_checkpoint(Path(args.out) / "best.safetensors")
     results = evaluate_splits(loaded, cfg.data.dataset, ["train", "val", "test"], on_error=cfg.data.on_error)
     machine = (
