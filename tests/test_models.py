@@ -11,11 +11,13 @@ import torch.nn.functional as F
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError, ModelError
 from htrlab.models import build_model, count_parameters, model_names
-from htrlab.models.registry import make_config
+from htrlab.models.registry import get_spec, make_config
 from htrlab.text import Charset
 from htrlab.train.checkpoint import load_checkpoint, make_meta, read_meta, save_checkpoint
 
 NAMES = model_names()
+CTC = [n for n in NAMES if not getattr(get_spec(n).model_cls, "seq2seq", False)]
+SEQ2SEQ = [n for n in NAMES if n not in CTC]
 
 
 def _tiny(name: str, classes: int = 12) -> torch.nn.Module:
@@ -23,7 +25,7 @@ def _tiny(name: str, classes: int = 12) -> torch.nn.Module:
     return build_model(name, classes, tiny=True)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CTC)
 def test_shapes_and_lengths(name: str) -> None:
     m = _tiny(name).eval()
     h = m.cfg.input_height
@@ -35,7 +37,7 @@ def test_shapes_and_lengths(name: str) -> None:
     assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-4)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CTC)
 def test_padding_does_not_change_the_output(name: str) -> None:
     m = _tiny(name).eval()
     if not getattr(m, "supports_padding", True):
@@ -52,7 +54,7 @@ def test_padding_does_not_change_the_output(name: str) -> None:
     assert torch.allclose(a[0, : n - 2], b[0, : n - 2], atol=1e-3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CTC)
 def test_finite_loss_and_gradients(name: str) -> None:
     m = _tiny(name).train()
     h = m.cfg.input_height
@@ -65,7 +67,7 @@ def test_finite_loss_and_gradients(name: str) -> None:
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CTC)
 def test_save_load_roundtrip(name: str, tmp_path: Path) -> None:
     m = _tiny(name).eval()
     cs = Charset(list("abcdefghijk"))
@@ -78,7 +80,7 @@ def test_save_load_roundtrip(name: str, tmp_path: Path) -> None:
     assert torch.allclose(m(x, w)[0], loaded.model(x, w)[0], atol=1e-6)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CTC)
 def test_bad_input_is_rejected(name: str) -> None:
     m = _tiny(name).eval()
     with pytest.raises(ValueError, match="expects"):
@@ -113,3 +115,50 @@ def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "wrong.safetensors", m, meta)  # 12 outputs but a 4-class charset
     with pytest.raises(CheckpointError, match="wrong.safetensors.*do not fit"):
         load_checkpoint(tmp_path / "wrong.safetensors")
+
+
+def _square(name: str, n: int = 2) -> tuple[torch.nn.Module, torch.Tensor]:
+    m = _tiny(name)
+    side = m.cfg.input_height
+    return m, torch.rand(n, 1, side, side)
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+def test_seq2seq_loss_and_gradients(name: str) -> None:
+    m, x = _square(name)
+    m.train()
+    targets, lengths = torch.tensor([1, 2, 3, 4, 5]), torch.tensor([3, 2])
+    labels = m.labels(targets, lengths)
+    # labels are the characters shifted past the special tokens, then exactly one end token, then padding
+    assert labels.tolist() == [[3, 4, 5, 2], [6, 7, 2, -100]]
+    loss = m(x, torch.tensor([x.shape[3]] * 2), targets, lengths)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+def test_seq2seq_generate_greedy_and_beam(name: str) -> None:
+    m, x = _square(name)
+    m.eval()
+    ids, confs = m.generate(x)
+    assert len(ids) == 2 and all(isinstance(i, list) for i in ids)
+    assert all(0 <= c <= 1 for c in confs)
+    assert all(len(i) <= m.cfg.max_length for i in ids)
+    assert all(0 < t < m.vocab - 2 + 1 for seq in ids for t in seq)  # charset indices, no special tokens
+    m.cfg.num_beams = 3
+    ids_beam, _ = m.generate(x)
+    assert len(ids_beam) == 2
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ)
+def test_seq2seq_save_load_roundtrip_and_bad_input(name: str, tmp_path: Path) -> None:
+    m, x = _square(name, 1)
+    m.eval()
+    cs = Charset(list("abcdefghijk"))
+    pre = PreprocessConfig(height=m.cfg.input_height, resize="square")
+    save_checkpoint(tmp_path / "m.safetensors", m, make_meta(m, name, cs, pre))
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
+    assert loaded.model.generate(x)[0] == m.generate(x)[0]
+    with pytest.raises(ValueError, match="expects"):
+        m.generate(torch.rand(1, 1, 16, 64))

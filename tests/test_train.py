@@ -230,3 +230,32 @@ def test_skipped_samples_are_counted_and_listed(line_folder: Path, tmp_path: Pat
     assert "narrow" in listed and "minimum width" in listed
     meta = read_meta(tmp_path / "run" / "best.safetensors")
     assert meta.data["skipped_train_lines"] == 1 and meta.data["train_lines"] == 4
+
+
+def test_trocr_trains_saves_and_evaluates(line_folder: Path, tmp_path: Path) -> None:
+    from htrlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="resize=square"):
+        train(_cfg(line_folder, tmp_path / "bad", "model.name=trocr-small", "train.max_steps=1"))
+    summary = train(
+        _cfg(
+            line_folder,
+            tmp_path / "run",
+            "model.name=trocr-small",
+            "preprocess.resize=square",
+            "train.max_steps=40",
+            "train.eval_every=40",
+            "train.log_every=1",
+            "data.val_split=train",
+        )
+    )
+    assert summary["steps"] == 40
+    losses = [
+        json.loads(x)["loss"]
+        for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"train"' in x
+    ]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # it learns
+    loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    res = evaluate_splits(loaded, line_folder, ["train"], progress=False)[0]
+    assert res.lines == 4 and res.cer >= 0.0

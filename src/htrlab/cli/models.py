@@ -17,18 +17,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+
+    import torch
+
     from htrlab.models.registry import build_model, count_parameters, get_spec, model_names
 
     rows = []
     for name in model_names():
         spec = get_spec(name)
-        rows.append(
-            {
-                "name": name,
-                "params": count_parameters(build_model(name, args.classes)),
-                "description": spec.description,
-            }
-        )
+        try:
+            with torch.device("meta"):  # sizes only: no memory is spent on the weights of the large models
+                params = count_parameters(build_model(name, args.classes))
+        except (
+            RuntimeError
+        ):  # models converted from ONNX copy real weights while building: build them plainly
+            params = count_parameters(build_model(name, args.classes))
+        rows.append({"name": name, "params": params, "description": spec.description})
     if args.json:
         write_output(dumps(rows), None)
     else:

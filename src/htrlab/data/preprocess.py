@@ -23,8 +23,11 @@ class PreprocessConfig:
     max_width: int = 2400  # wider images are squeezed horizontally to this width
     pad: int = 8  # background columns added left and right (room for CTC at the edges)
     normalize: bool = True  # background flattening + contrast stretch
+    resize: str = "height"  # "height": keep the aspect ratio; "square": squash to height x height (TrOCR)
 
     def __post_init__(self) -> None:
+        if self.resize not in ("height", "square"):
+            raise ConfigError(f"preprocess.resize must be 'height' or 'square', got {self.resize!r}")
         if not 8 <= self.height <= 512:
             raise ConfigError(f"preprocess.height must be in 8..512, got {self.height}")
         if self.min_width < 1 or self.max_width < self.min_width:
@@ -61,6 +64,7 @@ def preprocess(gray: np.ndarray, cfg: PreprocessConfig, sample_id: str = "") -> 
 
     Steps: resize to ``cfg.height`` keeping the aspect ratio, flatten the background and stretch contrast,
     squeeze to ``max_width`` if wider, pad to ``min_width`` if narrower, then add ``pad`` columns each side.
+    With ``cfg.resize == "square"`` (TrOCR-style encoders) the line is squashed to ``height x height`` instead.
 
     Raises:
         DataError: for an empty or non-2-D image (naming ``sample_id``).
@@ -70,6 +74,10 @@ def preprocess(gray: np.ndarray, cfg: PreprocessConfig, sample_id: str = "") -> 
     if gray.ndim != 2 or gray.size == 0 or min(gray.shape) < 1:
         raise DataError(f"sample {sample_id}: cannot preprocess an image of shape {gray.shape}")
     h, w = gray.shape
+    if cfg.resize == "square":
+        interp = cv2.INTER_AREA if h > cfg.height else cv2.INTER_LINEAR
+        square = cv2.resize(gray, (cfg.height, cfg.height), interpolation=interp)
+        return normalize_contrast(square) if cfg.normalize else (255.0 - square.astype(np.float32)) / 255.0
     new_w = max(1, round(w * cfg.height / h))
     new_w = min(new_w, cfg.max_width)
     interp = cv2.INTER_AREA if h > cfg.height else cv2.INTER_LINEAR

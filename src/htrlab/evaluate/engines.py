@@ -34,6 +34,7 @@ class Engine:
     meta: CheckpointMeta
     params: int
     forward: Any  # (images, widths) -> (log_probs, lengths)
+    module: Any = None  # the torch module, when there is one (autoregressive models decode through it)
 
     def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out: tuple[torch.Tensor, torch.Tensor] = self.forward(images, widths)
@@ -52,7 +53,7 @@ def torch_engine(path: str | Path, threads: int = 0) -> Engine:
         return out
 
     params = sum(p.numel() for p in model.parameters())
-    return Engine("torch", Path(path), loaded.charset, loaded.preprocess, loaded.meta, params, forward)
+    return Engine("torch", Path(path), loaded.charset, loaded.preprocess, loaded.meta, params, forward, model)
 
 
 def onnx_engine(path: str | Path, threads: int = 0) -> Engine:

@@ -12,6 +12,7 @@ from torch import nn
 from htrlab.data.batching import bucket_batches, collate
 from htrlab.decoding.greedy import Decoded, greedy_decode
 from htrlab.text.charset import Charset
+from htrlab.text.normalize import normalize_text
 
 
 def min_width_for(model: nn.Module, frames: int) -> int:
@@ -55,12 +56,33 @@ def predict(
         batch_size: lines per forward pass (batches are formed by width).
         device: where torch models run.
     """
+    module = model if isinstance(model, nn.Module) else getattr(model, "module", None)
     if isinstance(model, nn.Module):
         model.eval()
+    if module is not None and getattr(module, "seq2seq", False):
+        return _predict_seq2seq(module, charset, images, batch_size, device)
     results: list[Decoded | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
         log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
         for i, d in zip(idx, greedy_decode(log_probs.float().cpu(), lengths.cpu(), charset)):
             results[i] = d
+    return [r for r in results if r is not None]
+
+
+def _predict_seq2seq(
+    model: nn.Module,
+    charset: Charset,
+    images: Sequence[np.ndarray],
+    batch_size: int,
+    device: str | torch.device,
+) -> list[Decoded]:
+    """Autoregressive models (TrOCR): batched greedy or beam generation."""
+    model.eval()
+    results: list[Decoded | None] = [None] * len(images)
+    for idx in bucket_batches([im.shape[1] for im in images], batch_size):
+        batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
+        ids, confs = model.generate(batch.images.to(device))  # type: ignore[operator]
+        for i, seq, conf in zip(idx, ids, confs):
+            results[i] = Decoded(normalize_text(charset.decode(seq)), conf)
     return [r for r in results if r is not None]

@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from htrlab.data.batching import bucket_batches, collate
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.data.sample import LineSample
-from htrlab.decoding.greedy import greedy_decode
 from htrlab.evaluate.engines import Engine, load_engine
+from htrlab.evaluate.inference import predict
 from htrlab.text.charset import Charset
 from htrlab.train.checkpoint import make_meta
 
@@ -80,7 +79,8 @@ def random_engine(name: str) -> Engine:
 
     charset = Charset([chr(c) for c in range(32, 127)])
     model = build_model(name, len(charset)).eval()
-    pre = PreprocessConfig(height=int(model.cfg.input_height))  # type: ignore[union-attr,arg-type]
+    height = int(model.cfg.input_height)  # type: ignore[union-attr,arg-type]
+    pre = PreprocessConfig(height=height, resize="square" if getattr(model, "seq2seq", False) else "height")
 
     @torch.no_grad()
     def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,7 +88,9 @@ def random_engine(name: str) -> Engine:
         return out
 
     params = sum(p.numel() for p in model.parameters())
-    return Engine("torch", Path(name), charset, pre, make_meta(model, name, charset, pre), params, forward)
+    return Engine(
+        "torch", Path(name), charset, pre, make_meta(model, name, charset, pre), params, forward, model
+    )
 
 
 def resolve_models(specs: Sequence[str], engines: Sequence[str], threads: int) -> list[tuple[str, Engine]]:
@@ -130,14 +132,9 @@ def resolve_models(specs: Sequence[str], engines: Sequence[str], threads: int) -
     return out
 
 
-def _run(engine: Engine, images: Sequence[np.ndarray], batches: list[list[int]]) -> int:
-    """One pass over all lines; returns the number of decoded characters."""
-    chars = 0
-    for idx in batches:
-        b = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
-        lp, lengths = engine(b.images, b.widths)
-        chars += sum(len(d.text) for d in greedy_decode(lp, lengths, engine.charset))
-    return chars
+def _run(engine: Engine, images: Sequence[np.ndarray], batch_size: int) -> int:
+    """One pass over all lines (width-bucketed batches); returns the number of decoded characters."""
+    return sum(len(d.text) for d in predict(engine, engine.charset, images, batch_size))
 
 
 def benchmark_engine(
@@ -156,12 +153,11 @@ def benchmark_engine(
     size = engine.path.stat().st_size / 1e6 if engine.path.is_file() else None
     rows = []
     for bs in batch_sizes:
-        batches = bucket_batches([im.shape[1] for im in images], bs)
-        _run(engine, images, batches[: max(1, min(len(batches), 2))])  # warm-up
+        _run(engine, images[: 2 * bs], bs)  # warm-up
         times, chars = [], 0
         for _ in range(repeats):
             t = time.perf_counter()
-            chars = _run(engine, images, batches)
+            chars = _run(engine, images, bs)
             times.append(time.perf_counter() - t)
         med = statistics.median(times)
         p50 = p95 = None
@@ -169,7 +165,7 @@ def benchmark_engine(
             lat = []
             for im in images[:latency_lines]:
                 t = time.perf_counter()
-                _run(engine, [im], [[0]])
+                _run(engine, [im], 1)
                 lat.append(1000 * (time.perf_counter() - t))
             p50, p95 = float(np.percentile(lat, 50)), float(np.percentile(lat, 95))
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -33,6 +33,8 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17) -> Path:
     outputs ``log_probs`` (N, T, C) and ``lengths`` (N,)), with the checkpoint's metadata embedded."""
     import onnx
 
+    if getattr(loaded.model, "seq2seq", False):
+        raise ModelError(f"ONNX export covers CTC models; '{loaded.meta.model_name}' is autoregressive")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     wrapper = _Export(loaded.model).eval()  # eval() on the wrapper: export restores the wrapper's mode after

