@@ -141,14 +141,14 @@ def test_seq2seq_loss_and_gradients(name: str) -> None:
 def test_seq2seq_generate_greedy_and_beam(name: str) -> None:
     m, x = _square(name)
     m.eval()
-    ids, confs = m.generate(x)
-    assert len(ids) == 2 and all(isinstance(i, list) for i in ids)
+    cs = Charset(list("abcdefghijk"))
+    texts, confs = m.generate(x, cs)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
     assert all(0 <= c <= 1 for c in confs)
-    assert all(len(i) <= m.cfg.max_length for i in ids)
-    assert all(0 < t < m.vocab - 2 + 1 for seq in ids for t in seq)  # charset indices, no special tokens
+    assert all(len(t) <= m.cfg.max_length and set(t) <= set(cs.symbols) for t in texts)
     m.cfg.num_beams = 3
-    ids_beam, _ = m.generate(x)
-    assert len(ids_beam) == 2
+    beam, _ = m.generate(x, cs)
+    assert len(beam) == 2
 
 
 @pytest.mark.parametrize("name", SEQ2SEQ)
@@ -159,6 +159,6 @@ def test_seq2seq_save_load_roundtrip_and_bad_input(name: str, tmp_path: Path) ->
     pre = PreprocessConfig(height=m.cfg.input_height, resize="square")
     save_checkpoint(tmp_path / "m.safetensors", m, make_meta(m, name, cs, pre))
     loaded = load_checkpoint(tmp_path / "m.safetensors")
-    assert loaded.model.generate(x)[0] == m.generate(x)[0]
+    assert loaded.model.generate(x, cs) == m.generate(x, cs)
     with pytest.raises(ValueError, match="expects"):
-        m.generate(torch.rand(1, 1, 16, 64))
+        m.generate(torch.rand(1, 1, 16, 64), cs)

@@ -259,3 +259,85 @@ def test_trocr_trains_saves_and_evaluates(line_folder: Path, tmp_path: Path) -> 
     loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
     res = evaluate_splits(loaded, line_folder, ["train"], progress=False)[0]
     assert res.lines == 4 and res.cer >= 0.0
+
+
+def _tiny_pretrained_trocr(folder: Path) -> Path:
+    """A tiny VisionEncoderDecoder checkpoint and its own tokenizer, saved like a hub download would be
+    (RoBERTa-style ids: <s> = 0, <pad> = 1, </s> = 2, and </s> as the decoder start, as Microsoft's TrOCR)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        TrOCRConfig,
+        TrOCRForCausalLM,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTModel,
+    )
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for c in " abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    enc = ViTConfig(
+        image_size=32,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    dec = TrOCRConfig(
+        vocab_size=len(vocab),
+        d_model=32,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        decoder_start_token_id=2,
+        cross_attention_hidden_size=32,
+    )
+    net = VisionEncoderDecoderModel(
+        encoder=ViTModel(enc, add_pooling_layer=False), decoder=TrOCRForCausalLM(dec)
+    )
+    net.config.decoder_start_token_id, net.config.pad_token_id, net.config.eos_token_id = 2, 1, 2
+    net.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def test_trocr_from_a_local_pretrained_checkpoint(line_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from htrlab.models import build_model
+    from htrlab.text import Charset
+
+    pretrained = _tiny_pretrained_trocr(tmp_path / "hf")
+    m = build_model("trocr-small", 10, {"pretrained": str(pretrained)})
+    # labels: the checkpoint's own tokens, one end token, and no start token (the model prepends </s>)
+    labels = m.labels(torch.zeros(0, dtype=torch.long), torch.tensor([0, 0]), ["ab", "c"])
+    assert labels.tolist() == [[5, 6, 2], [7, 2, -100]]
+    assert m.start == 2 and m.eos == 2 and m.pad == 1
+    cfg = _cfg(
+        line_folder,
+        tmp_path / "run",
+        "model.name=trocr-small",
+        f"model.params.pretrained={pretrained}",
+        "preprocess.resize=square",
+        "preprocess.normalize=false",
+        "train.max_steps=3",
+        "train.eval_every=3",
+    )
+    train(cfg)
+    shutil.rmtree(pretrained)  # the checkpoint carries the architecture and tokenizer itself
+    loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert loaded.model.tokenizer is not None
+    texts, _ = loaded.model.generate(torch.rand(2, 1, 32, 32), Charset(list("ab")))
+    assert len(texts) == 2 and all(set(t) <= set(" abcdefghijklmnopqrstuvwxyz") for t in texts)

@@ -82,7 +82,7 @@ def _predict_seq2seq(
     results: list[Decoded | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
-        ids, confs = model.generate(batch.images.to(device))  # type: ignore[operator]
-        for i, seq, conf in zip(idx, ids, confs):
-            results[i] = Decoded(normalize_text(charset.decode(seq)), conf)
+        texts, confs = model.generate(batch.images.to(device), charset)  # type: ignore[operator]
+        for i, text, conf in zip(idx, texts, confs):
+            results[i] = Decoded(normalize_text(text), conf)
     return [r for r in results if r is not None]

@@ -9,14 +9,15 @@ Decoding is batched greedy or beam search (``model.params.num_beams``) with a ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from htrlab.errors import ConfigError
+from htrlab.errors import CheckpointError, ConfigError
 from htrlab.models.registry import register
+from htrlab.text.charset import Charset
 
 PAD, BOS, EOS, OFFSET = 0, 1, 2, 2
 
@@ -45,8 +46,15 @@ class TrOCRModelConfig:
     decoder_heads: int = 0
     decoder_ffn: int = 0
     dropout: float = 0.1
-    max_length: int = 160  # longest generated line, in characters (+ end token)
+    max_length: int = 160  # longest generated line, in tokens (+ end token)
     num_beams: int = 1  # 1 = greedy
+    # A pretrained VisionEncoderDecoder checkpoint (local folder, or hub id when online), e.g.
+    # microsoft/trocr-small-handwritten: its architecture, weights and own tokenizer replace the sizes above and
+    # the character tokenizer. Its configuration and tokenizer are copied into hf_config / tokenizer_json, so
+    # htrlab checkpoints made from it load without the original folder.
+    pretrained: str = ""
+    hf_config: dict[str, Any] = field(default_factory=dict)
+    tokenizer_json: str = ""
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -78,10 +86,15 @@ class TrOCR(nn.Module):
 
     def __init__(self, cfg: TrOCRModelConfig, num_classes: int):
         super().__init__()
+        self.cfg = cfg
+        self.tokenizer: Any = None  # a `tokenizers.Tokenizer` for pretrained checkpoints; None = characters
+        if cfg.pretrained or cfg.hf_config:
+            self._init_pretrained_checkpoint()
+            return
         from transformers import TrOCRConfig, TrOCRForCausalLM, VisionEncoderDecoderModel, ViTConfig, ViTModel
 
-        self.cfg = cfg
         self.vocab = num_classes + OFFSET  # blank slot 0 of the charset becomes PAD; + BOS, EOS
+        self.pad, self.start, self.eos = PAD, BOS, EOS
         enc = ViTConfig(
             image_size=cfg.input_height,
             patch_size=cfg.patch_size,
@@ -116,6 +129,35 @@ class TrOCR(nn.Module):
         self.net.config.pad_token_id = PAD
         self.net.config.eos_token_id = EOS
 
+    def _init_pretrained_checkpoint(self) -> None:
+        """Architecture and tokenizer from a pretrained folder (first use) or from the copies in the config."""
+        from tokenizers import Tokenizer
+        from transformers import AutoTokenizer, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+        cfg = self.cfg
+        if not cfg.hf_config:
+            try:
+                net = VisionEncoderDecoderModel.from_pretrained(cfg.pretrained)
+                tok = AutoTokenizer.from_pretrained(cfg.pretrained)
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"cannot load pretrained TrOCR '{cfg.pretrained}': {exc}") from exc
+            cfg.hf_config = net.config.to_dict()
+            cfg.tokenizer_json = tok.backend_tokenizer.to_str()
+            self.net = net
+        else:
+            self.net = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_dict(cfg.hf_config))
+        self.tokenizer = Tokenizer.from_str(cfg.tokenizer_json)
+        conf: Any = self.net.config
+        dec: Any = conf.decoder
+        self.pad = int(conf.pad_token_id if conf.pad_token_id is not None else dec.pad_token_id)
+        self.eos = int(conf.eos_token_id if conf.eos_token_id is not None else dec.eos_token_id)
+        start = conf.decoder_start_token_id if conf.decoder_start_token_id is not None else dec.bos_token_id
+        self.start = int(start)
+        conf.pad_token_id, conf.eos_token_id, conf.decoder_start_token_id = self.pad, self.eos, self.start
+        self.vocab = int(dec.vocab_size)
+        enc: Any = conf.encoder
+        cfg.input_height = int(enc.image_size if isinstance(enc.image_size, int) else enc.image_size[0])
+
     def _pixels(self, images: torch.Tensor) -> torch.Tensor:
         s = self.cfg.input_height
         if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != s or images.shape[3] != s:
@@ -124,35 +166,51 @@ class TrOCR(nn.Module):
             )
         return (1.0 - 2.0 * images).expand(-1, 3, -1, -1)  # dark ink on light paper in [-1, 1]
 
-    def labels(self, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-        """CTC-style concatenated charset indices -> (N, L + 1) token labels ending in EOS, padded with -100."""
-        n = len(target_lengths)
-        longest = int(target_lengths.max()) if n else 0
-        out = torch.full((n, longest + 1), -100, dtype=torch.long)
-        start = 0
-        for i, length in enumerate(target_lengths.tolist()):
-            out[i, :length] = targets[start : start + length] + OFFSET
-            out[i, length] = EOS
-            start += length
+    def labels(
+        self, targets: torch.Tensor, target_lengths: torch.Tensor, texts: list[str] | None = None
+    ) -> torch.Tensor:
+        """(N, L + 1) token labels: the line's tokens then exactly one end token, padded with -100.
+
+        No start token: the model prepends ``decoder_start_token_id`` itself when it shifts the labels, so a
+        start token here would be the classic doubled one. Character models take the charset indices
+        (``targets``, concatenated as for CTC); pretrained checkpoints tokenize ``texts`` with their tokenizer.
+        """
+        if self.tokenizer is not None:
+            if texts is None:
+                raise ValueError("a pretrained TrOCR needs the texts to tokenize")
+            rows = [
+                self.tokenizer.encode(t, add_special_tokens=False).ids[: self.cfg.max_length] for t in texts
+            ]
+        else:
+            rows, start = [], 0
+            for length in target_lengths.tolist():
+                rows.append((targets[start : start + length] + OFFSET).tolist())
+                start += length
+        longest = max((len(r) for r in rows), default=0)
+        out = torch.full((len(rows), longest + 1), -100, dtype=torch.long)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            out[i, len(r)] = self.eos
         return out
 
     def forward(
-        self, images: torch.Tensor, widths: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor
+        self,
+        images: torch.Tensor,
+        widths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+        texts: list[str] | None = None,
     ) -> torch.Tensor:
-        """Training loss (so that DistributedDataParallel sees the forward pass); see :meth:`loss`."""
-        return self.loss(images, targets, target_lengths)
-
-    def loss(self, images: torch.Tensor, targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-        """Token cross-entropy of the labels given the images (teacher forcing)."""
-        labels = self.labels(targets, target_lengths).to(images.device)
+        """Training loss (so that DistributedDataParallel sees the forward pass)."""
+        labels = self.labels(targets, target_lengths, texts).to(images.device)
         out: Any = self.net(pixel_values=self._pixels(images), labels=labels)
         loss: torch.Tensor = out.loss
         return loss
 
     @torch.no_grad()
-    def generate(self, images: torch.Tensor) -> tuple[list[list[int]], list[float]]:
-        """Decode a batch: charset indices per line (without BOS/EOS/PAD) and a confidence per line
-        (geometric mean of the generated tokens' probabilities)."""
+    def generate(self, images: torch.Tensor, charset: Charset) -> tuple[list[str], list[float]]:
+        """Decode a batch: the text of each line and a confidence (geometric mean of the generated tokens'
+        probabilities, end token included). Character models map tokens through ``charset``."""
         net: Any = self.net  # transformers' generate() typing does not accept the encoder-decoder class
         out: Any = net.generate(
             pixel_values=self._pixels(images),
@@ -161,25 +219,30 @@ class TrOCR(nn.Module):
             early_stopping=self.cfg.num_beams > 1,
             output_scores=True,
             return_dict_in_generate=True,
-            bad_words_ids=[[PAD], [BOS]],
+            decoder_start_token_id=self.start,
+            eos_token_id=self.eos,
+            pad_token_id=self.pad,
+            bad_words_ids=[[self.pad], [self.start]] if self.start != self.eos else [[self.pad]],
         )
-        seqs = out.sequences[:, 1:]  # drop the start token
         scores = net.compute_transition_scores(
             out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=True
         )
-        ids, confs = [], []
-        for row, sc in zip(seqs.tolist(), scores):
+        texts, confs = [], []
+        for row, sc in zip(out.sequences[:, 1:].tolist(), scores):  # drop the start token
             keep = []
             for tok in row:
-                if tok == EOS:
+                if tok == self.eos:
                     break
-                if tok >= OFFSET + 1:
-                    keep.append(tok - OFFSET)
+                if tok != self.pad:
+                    keep.append(tok)
             keep = keep[: self.cfg.max_length]  # no end token generated: the line is cut at max_length
             n = min(len(keep) + 1, sc.shape[0])
             confs.append(float(sc[:n].mean().exp()) if n > 0 else 0.0)
-            ids.append(keep)
-        return ids, confs
+            if self.tokenizer is not None:
+                texts.append(self.tokenizer.decode(keep, skip_special_tokens=True))
+            else:
+                texts.append(charset.decode([t - OFFSET for t in keep if t > OFFSET]))
+        return texts, confs
 
 
 @dataclass

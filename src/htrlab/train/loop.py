@@ -514,6 +514,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     batch.widths.to(device),
                     batch.targets.to(device),
                     batch.target_lengths.to(device),
+                    batch.texts,
                 )
             else:
                 log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
