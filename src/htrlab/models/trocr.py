@@ -146,6 +146,10 @@ class TrOCR(nn.Module):
             self.net = net
         else:
             self.net = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_dict(cfg.hf_config))
+        if getattr(self.net.encoder, "pooler", None) is not None:
+            self.net.encoder.pooler = (
+                None  # unused by the decoder (and parameters without gradients upset DDP)
+            )
         self.tokenizer = Tokenizer.from_str(cfg.tokenizer_json)
         conf: Any = self.net.config
         dec: Any = conf.decoder
