@@ -20,6 +20,7 @@ COMMANDS = {
     "models": "htrlab.cli.models",
     "export": "htrlab.cli.export",
     "synth": "htrlab.cli.synth",
+    "degrade": "htrlab.cli.degrade",
     "benchmark": "htrlab.cli.benchmark",
 }
 

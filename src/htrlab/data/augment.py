@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from htrlab.errors import ConfigError
+
+
+@dataclass
+class DamageConfig:
+    """Damage as augmentation (``augment.damage``): one of ``ops`` with probability ``p`` per line, at a random
+    severity up to ``max_severity``; see ``htrlab degrade --list-ops``."""
+
+    ops: list[str] = field(default_factory=list)  # [] = off; ["random"] composes 1-3 operations
+    p: float = 0.3
+    max_severity: int = 3
+
+    def __post_init__(self) -> None:
+        from htrlab.degrade import list_ops
+
+        unknown = [o for o in self.ops if o not in list_ops()]
+        if unknown:
+            raise ConfigError(f"augment.damage.ops: unknown {unknown}; known: {', '.join(list_ops())}")
+        if not 1 <= self.max_severity <= 5 or not 0 <= self.p <= 1:
+            raise ConfigError("augment.damage: max_severity must be 1..5 and p in [0, 1]")
 
 
 @dataclass
@@ -23,6 +42,7 @@ class AugmentConfig:
     morph: bool = True  # erosion/dilation (thinner/thicker strokes)
     blur: float = 1.0  # max Gaussian blur sigma (0 = off)
     noise: float = 0.08  # max Gaussian noise std (0 = off)
+    damage: DamageConfig = field(default_factory=lambda: DamageConfig())  # htrlab.degrade operations
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
@@ -71,6 +91,13 @@ def augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
     if not cfg.enabled:
         return x
     y = x
+    if cfg.damage.ops and rng.random() < cfg.damage.p:
+        from htrlab.degrade import apply_op
+
+        op = cfg.damage.ops[int(rng.integers(len(cfg.damage.ops)))]
+        severity = int(rng.integers(1, cfg.damage.max_severity + 1))
+        # damage operations work on dark ink on light paper; model input is ink = 1 on 0
+        y = 1.0 - apply_op(np.ascontiguousarray(1.0 - y, dtype=np.float32), op, severity, rng)
     if rng.random() < cfg.p and (cfg.slant or cfg.rotate or cfg.scale):
         y = _affine(y, rng, cfg)
     if cfg.elastic > 0 and rng.random() < cfg.p:
