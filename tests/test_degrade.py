@@ -90,3 +90,61 @@ def test_degrade_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert Image.open(tmp_path / "p.png").height >= IMG.shape[0] * (1 + 3 * len(list_ops()))
     assert main(["degrade", str(src), "-o", str(tmp_path / "x"), "--op", "nope"]) == 2
     json.dumps(SEVERITY_TABLE)
+
+
+def test_robustness_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import LINES
+    from htrlab.evaluate.robustness import run_robustness
+    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.train.loop import load_run_config, train
+
+    data = tmp_path / "d"
+    for i, text in enumerate(LINES):
+        split = "train" if i < 4 else ("val" if i < 6 else "test")
+        save_png(render_line(text, seed=i), data / split / f"doc{i}" / f"l{i}.png")
+        (data / split / f"doc{i}" / f"l{i}.txt").write_text(text)
+    cfg = load_run_config(
+        None,
+        [
+            f"data.dataset={data}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "model.tiny=true",
+            "preprocess.height=32",
+            "train.max_steps=2",
+            "train.eval_every=2",
+            "train.progress=false",
+        ],
+    )
+    train(cfg)
+    ckpt = tmp_path / "run" / "best.safetensors"
+    out = tmp_path / "rob"
+    assert (
+        main(
+            [
+                "robustness",
+                str(ckpt),
+                str(data),
+                "--split",
+                "test",
+                "--ops",
+                "occlusion,jpeg",
+                "--severities",
+                "1,5",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert "| occlusion | greedy |" in table and "| jpeg | greedy |" in table
+    assert (out / "robustness.png").is_file()
+    rows = (out / "robustness.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1 + 2 * 2  # header, clean, 2 ops x 2 severities
+    assert main(["robustness", str(ckpt), str(data), "--decoders", "beam+lm", "-o", str(out)]) == 2
+    # damaged once, identically, whatever the decoder list
+    loaded = load_checkpoint(ckpt)
+    grays = [render_line(t) for t in LINES[:2]]
+    a = run_robustness(loaded, grays, LINES[:2], ["stain"], [3])
+    b = run_robustness(loaded, grays, LINES[:2], ["stain"], [3])
+    assert [r.cer for r in a] == [r.cer for r in b]

@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "htrlab.cli.export",
     "synth": "htrlab.cli.synth",
     "degrade": "htrlab.cli.degrade",
+    "robustness": "htrlab.cli.robustness",
     "benchmark": "htrlab.cli.benchmark",
 }
 

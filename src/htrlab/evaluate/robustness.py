@@ -1,0 +1,145 @@
+"""Robustness benchmark: CER/WER of a checkpoint on the same lines under each damage operation and severity,
+for each decoder. Every line is damaged once per (operation, severity) and the damaged images are shared by all
+decoders, so decoders are compared on identical input."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from htrlab.data.dataset import open_dataset
+from htrlab.data.preprocess import preprocess
+from htrlab.degrade import apply_op, list_ops
+from htrlab.errors import ConfigError, DataError
+from htrlab.evaluate.inference import predict
+from htrlab.evaluate.metrics import count_errors
+from htrlab.train.checkpoint import LoadedModel
+
+DECODERS = ("greedy",)  # beam search and language-model decoders plug in here
+
+
+@dataclass
+class RobustnessRow:
+    op: str
+    severity: int
+    decoder: str
+    lines: int
+    cer: float
+    wer: float
+    cer_reduction_vs_greedy: float | None = None  # relative, for decoders other than greedy
+
+
+def load_lines(dataset: str | Path, split: str, max_lines: int) -> tuple[list[np.ndarray], list[str]]:
+    ds = open_dataset(dataset, on_error="skip")
+    grays, refs = [], []
+    for s in ds.split(split):
+        if not s.text:
+            continue
+        try:
+            grays.append(s.load_image())
+        except DataError:
+            continue  # unreadable lines are left out for every condition alike
+        refs.append(s.text)
+        if max_lines and len(refs) >= max_lines:
+            break
+    if not refs:
+        raise DataError(f"no readable lines in split '{split}' of {dataset}")
+    return grays, refs
+
+
+def run_robustness(
+    loaded: LoadedModel,
+    grays: Sequence[np.ndarray],
+    refs: Sequence[str],
+    ops: Sequence[str],
+    severities: Sequence[int],
+    decoders: Sequence[str] = ("greedy",),
+    seed: int = 0,
+    batch_size: int = 32,
+) -> list[RobustnessRow]:
+    """All (operation, severity, decoder) cells, plus the undamaged baseline (op ``none``, severity 0)."""
+    unknown = [d for d in decoders if d not in DECODERS]
+    if unknown:
+        raise ConfigError(f"unknown decoders {unknown}; available: {', '.join(DECODERS)}")
+    bad_ops = [o for o in ops if o not in list_ops()]
+    if bad_ops:
+        raise ConfigError(f"unknown operations {bad_ops}; known: {', '.join(list_ops())}")
+    rows: list[RobustnessRow] = []
+    conditions = [("none", 0), *[(o, s) for o in ops for s in severities]]
+    for k, (op, sev) in enumerate(conditions):
+        if op == "none":
+            damaged = list(grays)
+        else:
+            damaged = [apply_op(g, op, sev, np.random.default_rng([seed, k, i])) for i, g in enumerate(grays)]
+        images = [preprocess(g, loaded.preprocess) for g in damaged]
+        greedy_cer = None
+        for dec in decoders:
+            hyps = [d.text for d in predict(loaded.model, loaded.charset, images, batch_size)]
+            c = count_errors(refs, hyps)
+            if dec == "greedy":
+                greedy_cer = c.cer
+            red = (greedy_cer - c.cer) / greedy_cer if dec != "greedy" and greedy_cer else None
+            rows.append(RobustnessRow(op, sev, dec, len(refs), c.cer, c.wer, red))
+    return rows
+
+
+def write_outputs(rows: Sequence[RobustnessRow], out_dir: str | Path) -> dict[str, Path]:
+    """``robustness.csv``, ``robustness.md`` and ``robustness.png`` (CER against severity, a panel per operation)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "robustness.csv", "md": out / "robustness.md", "png": out / "robustness.png"}
+    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(asdict(rows[0])))
+        w.writeheader()
+        for r in rows:
+            w.writerow(asdict(r))
+    decoders = list(dict.fromkeys(r.decoder for r in rows))
+    ops = list(dict.fromkeys(r.op for r in rows if r.op != "none"))
+    sevs = sorted({r.severity for r in rows if r.op != "none"})
+    cell = {(r.op, r.severity, r.decoder): r for r in rows}
+    md = [
+        "| operation | decoder | clean CER % | " + " | ".join(f"severity {s} CER %" for s in sevs) + " |",
+        "|---|---|---:|" + "---:|" * len(sevs),
+    ]
+    for op in ops:
+        for d in decoders:
+            clean = cell.get(("none", 0, d))
+            vals = [f"{100 * clean.cer:.2f}" if clean else "-"]
+            for s in sevs:
+                found = cell.get((op, s, d))
+                txt = f"{100 * found.cer:.2f}" if found else "-"
+                if found and found.cer_reduction_vs_greedy is not None:
+                    txt += f" ({100 * found.cer_reduction_vs_greedy:+.0f}%)"
+                vals.append(txt)
+            md.append(f"| {op} | {d} | " + " | ".join(vals) + " |")
+    paths["md"].write_text("\n".join(md) + "\n", encoding="utf-8")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ncols = min(4, max(1, len(ops)))
+    nrows = max(1, int(np.ceil(len(ops) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False, sharey=True)
+    for ax, op in zip(axes.ravel(), ops):
+        for d in decoders:
+            xs = [0, *sevs]
+            ys = [
+                100 * cell[(op if s else "none", s, d)].cer for s in xs if (op if s else "none", s, d) in cell
+            ]
+            ax.plot(xs[: len(ys)], ys, "o-", label=d)
+        ax.set_title(op, fontsize=9)
+        ax.set_xlabel("severity")
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[len(ops) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("CER %")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(paths["png"], dpi=90)
+    plt.close(fig)
+    return paths
