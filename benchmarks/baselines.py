@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from htrlab.data import open_dataset
+from htrlab.data.dataset import load_split_images
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
@@ -128,19 +128,8 @@ def main() -> int:
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ds = open_dataset(args.data, on_error="skip")
-    refs, grays, skipped = [], [], 0
-    for s in ds.split(args.split):
-        if not s.text:
-            continue
-        try:
-            grays.append(s.load_image())
-            refs.append(s.text)
-        except Exception:  # unreadable lines (reported by `htrlab data check`) are left out for every engine
-            skipped += 1
-        if args.max_lines and len(refs) >= args.max_lines:
-            break
-    print(f"{len(refs)} {args.split} lines ({skipped} unreadable left out)", file=sys.stderr)
+    grays, refs = load_split_images(args.data, args.split, args.max_lines)
+    print(f"{len(refs)} {args.split} lines (unreadable ones left out)", file=sys.stderr)
     makers: dict[str, Callable[[], tuple[Callable[[list[np.ndarray]], list[str]], int | None]]] = {
         "tesseract": tesseract_reader,
         "easyocr": easyocr_reader,

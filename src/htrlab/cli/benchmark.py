@@ -57,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--batch-sizes must be positive integers and --engines torch and/or onnx")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    lines = load_lines(args.data, args.images, args.split, args.max_lines)
+    lines, texts = load_lines(args.data, args.images, args.split, args.max_lines)
     if not lines:
         raise ConfigError("no line images to time")
     facts = machine_facts()
     print(f"machine: {facts}; {len(lines)} lines", file=sys.stderr)
     rows = []
-    for label, engine in resolve_models(args.models, engines, args.threads):
+    # random-weight autoregressive models generate as many tokens as the average line has characters
+    tokens = round(sum(map(len, texts)) / len(texts)) + 1 if texts else 32
+    for label, engine in resolve_models(args.models, engines, args.threads, tokens):
         rows += benchmark_engine(
             label, engine, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
         )

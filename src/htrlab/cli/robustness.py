@@ -28,8 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
-    from htrlab.evaluate.robustness import load_lines, run_robustness, write_outputs
+    from htrlab.evaluate.robustness import run_robustness, write_outputs
     from htrlab.train.checkpoint import load_checkpoint
 
     try:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     decoders = [d.strip() for d in args.decoders.split(",") if d.strip()]
     loaded = load_checkpoint(args.checkpoint)
-    grays, refs = load_lines(args.dataset, args.split, args.max_lines)
+    grays, refs = load_split_images(args.dataset, args.split, args.max_lines)
     print(
         f"robustness: {len(refs)} lines x ({len(ops)} ops x {len(severities)} severities + clean) x "
         f"{len(decoders)} decoders",

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from htrlab.data.readers import (
     Problems,
     read_alto_file,
@@ -195,3 +197,25 @@ def open_dataset(
         assign_splits(samples, by=split_by, seed=seed)
     name = path.stem if path.is_file() else path.name
     return Dataset(name=name, format=fmt, root=path, samples=samples, skipped=list(problems.messages))
+
+
+def load_split_images(
+    dataset: str | Path, split: str | None, max_lines: int = 0
+) -> tuple[list[np.ndarray], list[str]]:
+    """Grayscale images and transcriptions of the non-empty lines of a split (all lines when ``split`` is
+    ``None``), at most ``max_lines`` (0 = all). Unreadable lines are left out (``htrlab data check`` lists them)."""
+    ds = open_dataset(dataset, on_error="skip")
+    grays, texts = [], []
+    for s in ds.split(split) if split else ds.samples:
+        if not s.text:
+            continue
+        try:
+            grays.append(s.load_image())
+        except DataError:
+            continue
+        texts.append(s.text)
+        if max_lines and len(texts) >= max_lines:
+            break
+    if not texts:
+        raise DataError(f"no readable, transcribed lines in split '{split}' of {dataset}")
+    return grays, texts

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from htrlab.data.dataset import open_dataset
 from htrlab.data.preprocess import preprocess
 from htrlab.degrade import apply_op, list_ops
-from htrlab.errors import ConfigError, DataError
+from htrlab.errors import ConfigError
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
 from htrlab.train.checkpoint import LoadedModel
@@ -31,24 +30,6 @@ class RobustnessRow:
     cer: float
     wer: float
     cer_reduction_vs_greedy: float | None = None  # relative, for decoders other than greedy
-
-
-def load_lines(dataset: str | Path, split: str, max_lines: int) -> tuple[list[np.ndarray], list[str]]:
-    ds = open_dataset(dataset, on_error="skip")
-    grays, refs = [], []
-    for s in ds.split(split):
-        if not s.text:
-            continue
-        try:
-            grays.append(s.load_image())
-        except DataError:
-            continue  # unreadable lines are left out for every condition alike
-        refs.append(s.text)
-        if max_lines and len(refs) >= max_lines:
-            break
-    if not refs:
-        raise DataError(f"no readable lines in split '{split}' of {dataset}")
-    return grays, refs
 
 
 def run_robustness(

@@ -23,7 +23,6 @@ import torch
 
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import PreprocessConfig, preprocess
-from htrlab.data.sample import LineSample
 from htrlab.evaluate.engines import Engine, load_engine
 from htrlab.evaluate.inference import predict
 from htrlab.text.charset import Charset
@@ -73,12 +72,18 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
-def random_engine(name: str) -> Engine:
-    """A registered architecture with random weights (speed only), with a 95-character charset."""
+def random_engine(name: str, tokens_per_line: int = 32) -> Engine:
+    """A registered architecture with random weights (speed only), with a 95-character charset.
+
+    An autoregressive model with random weights would never stop before its maximum length; it is made to
+    generate ``tokens_per_line`` tokens per line (about a real line's length), so its speed is comparable.
+    """
     from htrlab.models.registry import build_model
 
     charset = Charset([chr(c) for c in range(32, 127)])
     model = build_model(name, len(charset)).eval()
+    if getattr(model, "seq2seq", False):
+        model.cfg.max_length = tokens_per_line  # type: ignore[union-attr]
     height = int(model.cfg.input_height)  # type: ignore[union-attr,arg-type]
     pre = PreprocessConfig(height=height, resize="square" if getattr(model, "seq2seq", False) else "height")
 
@@ -93,7 +98,9 @@ def random_engine(name: str) -> Engine:
     )
 
 
-def resolve_models(specs: Sequence[str], engines: Sequence[str], threads: int) -> list[tuple[str, Engine]]:
+def resolve_models(
+    specs: Sequence[str], engines: Sequence[str], threads: int, tokens_per_line: int = 32
+) -> list[tuple[str, Engine]]:
     """``default`` (bundled model), checkpoint/ONNX paths or registered names -> engines to time.
 
     A checkpoint with ``onnx`` among ``engines`` is also exported to a temporary ONNX file and timed there.
@@ -108,7 +115,7 @@ def resolve_models(specs: Sequence[str], engines: Sequence[str], threads: int) -
         elif Path(spec).exists():
             path = Path(spec)
         elif spec in model_names():
-            out.append((f"{spec} (random init)", random_engine(spec)))
+            out.append((f"{spec} (random init)", random_engine(spec, tokens_per_line)))
             continue
         else:
             from htrlab.errors import ModelError
@@ -190,26 +197,20 @@ def benchmark_engine(
     return rows
 
 
-def load_lines(data: str | None, images_dir: str | None, split: str, max_lines: int) -> list[np.ndarray]:
-    """Grayscale line images from a dataset split or a folder of images."""
-    from htrlab.data.dataset import open_dataset
+def load_lines(
+    data: str | None, images_dir: str | None, split: str, max_lines: int
+) -> tuple[list[np.ndarray], list[str]]:
+    """Grayscale line images (and their transcriptions when known) from a dataset split or an image folder."""
+    from htrlab.data.dataset import load_split_images
     from htrlab.data.readers.common import IMAGE_SUFFIXES
     from htrlab.errors import ConfigError
 
     if bool(data) == bool(images_dir):
         raise ConfigError("give exactly one of --data DATASET or --images DIR")
     if data:
-        ds = open_dataset(data, on_error="skip")
-        samples: list[LineSample] = [s for s in (ds.split(split) if split else ds.samples) if s.text]
-        out = []
-        for s in samples[: max_lines or None]:
-            try:
-                out.append(s.load_image())
-            except Exception:  # unreadable lines are not part of a speed test
-                continue
-        return out
+        return load_split_images(data, split, max_lines)
     files = sorted(p for p in Path(images_dir or ".").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [load_gray(p) for p in files[: max_lines or None]]
+    return [load_gray(p) for p in files[: max_lines or None]], []
 
 
 def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
