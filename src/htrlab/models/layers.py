@@ -66,3 +66,33 @@ def pooled_length(width: torch.Tensor | int, pools: list[tuple[int, int]]) -> to
         if pw > 1:
             out = out // pw
     return out
+
+
+def vit_encoder(
+    image_size: int, patch_size: int, hidden: int, layers: int, heads: int, mlp: int, dropout: float
+) -> nn.Module:
+    """A Hugging Face ViT encoder without its pooler (shared by the TrOCR and ViT-CTC models).
+
+    (N, 3, H, W) pixels in [-1, 1] -> ``last_hidden_state`` (N, 1 + H/p * W/p, hidden).
+    """
+    from transformers import ViTConfig, ViTModel
+
+    config = ViTConfig(
+        image_size=image_size,
+        patch_size=patch_size,
+        num_channels=3,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=mlp,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )
+    return ViTModel(config, add_pooling_layer=False)
+
+
+def drop_pooler(encoder: nn.Module) -> None:
+    """Remove a pretrained encoder's pooler: unused by htrlab's heads, and parameters that never get gradients
+    make DistributedDataParallel fail."""
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # type: ignore[assignment]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.layers import vit_encoder
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
@@ -91,21 +92,10 @@ class TrOCR(nn.Module):
         if cfg.pretrained or cfg.hf_config:
             self._init_pretrained_checkpoint()
             return
-        from transformers import TrOCRConfig, TrOCRForCausalLM, VisionEncoderDecoderModel, ViTConfig, ViTModel
+        from transformers import TrOCRConfig, TrOCRForCausalLM, VisionEncoderDecoderModel
 
         self.vocab = num_classes + OFFSET  # blank slot 0 of the charset becomes PAD; + BOS, EOS
         self.pad, self.start, self.eos = PAD, BOS, EOS
-        enc = ViTConfig(
-            image_size=cfg.input_height,
-            patch_size=cfg.patch_size,
-            num_channels=3,
-            hidden_size=cfg.encoder_hidden,
-            num_hidden_layers=cfg.encoder_layers,
-            num_attention_heads=cfg.encoder_heads,
-            intermediate_size=cfg.encoder_mlp,
-            hidden_dropout_prob=cfg.dropout,
-            attention_probs_dropout_prob=cfg.dropout,
-        )
         dec = TrOCRConfig(
             vocab_size=self.vocab,
             d_model=cfg.decoder_hidden,
@@ -122,9 +112,16 @@ class TrOCR(nn.Module):
             layernorm_embedding=True,
             cross_attention_hidden_size=cfg.encoder_hidden,
         )
-        self.net = VisionEncoderDecoderModel(
-            encoder=ViTModel(enc, add_pooling_layer=False), decoder=TrOCRForCausalLM(dec)
+        encoder = vit_encoder(
+            cfg.input_height,
+            cfg.patch_size,
+            cfg.encoder_hidden,
+            cfg.encoder_layers,
+            cfg.encoder_heads,
+            cfg.encoder_mlp,
+            cfg.dropout,
         )
+        self.net = VisionEncoderDecoderModel(encoder=encoder, decoder=TrOCRForCausalLM(dec))  # type: ignore[arg-type]
         self.net.config.decoder_start_token_id = BOS
         self.net.config.pad_token_id = PAD
         self.net.config.eos_token_id = EOS
@@ -146,10 +143,7 @@ class TrOCR(nn.Module):
             self.net = net
         else:
             self.net = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_dict(cfg.hf_config))
-        if getattr(self.net.encoder, "pooler", None) is not None:
-            self.net.encoder.pooler = (
-                None  # unused by the decoder (and parameters without gradients upset DDP)
-            )
+        drop_pooler(self.net.encoder)
         self.tokenizer = Tokenizer.from_str(cfg.tokenizer_json)
         conf: Any = self.net.config
         dec: Any = conf.decoder

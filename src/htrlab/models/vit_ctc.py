@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.layers import drop_pooler, vit_encoder
 from htrlab.models.registry import register
 from htrlab.models.trocr import SIZES
 
@@ -58,7 +59,7 @@ class ViTCTC(nn.Module):
 
     def __init__(self, cfg: ViTCTCConfig, num_classes: int):
         super().__init__()
-        from transformers import AutoConfig, AutoModel, ViTConfig, ViTModel
+        from transformers import AutoConfig, AutoModel
 
         self.cfg = cfg
         if cfg.pretrained and not cfg.encoder_config:
@@ -74,20 +75,17 @@ class ViTCTC(nn.Module):
             conf = dict(cfg.encoder_config)
             self.encoder = AutoModel.from_config(AutoConfig.for_model(conf.pop("model_type"), **conf))
         else:
-            vit = ViTConfig(
-                image_size=384,  # a square position grid (as TrOCR's), interpolated to each line's patch grid
-                patch_size=cfg.patch_size,
-                num_channels=3,
-                hidden_size=cfg.encoder_hidden,
-                num_hidden_layers=cfg.encoder_layers,
-                num_attention_heads=cfg.encoder_heads,
-                intermediate_size=cfg.encoder_mlp,
-                hidden_dropout_prob=cfg.dropout,
-                attention_probs_dropout_prob=cfg.dropout,
+            # a square position grid (as TrOCR's), interpolated to each line's patch grid
+            self.encoder = vit_encoder(
+                384,
+                cfg.patch_size,
+                cfg.encoder_hidden,
+                cfg.encoder_layers,
+                cfg.encoder_heads,
+                cfg.encoder_mlp,
+                cfg.dropout,
             )
-            self.encoder = ViTModel(vit, add_pooling_layer=False)
-        if getattr(self.encoder, "pooler", None) is not None:
-            self.encoder.pooler = None  # unused here (and parameters without gradients upset DDP)
+        drop_pooler(self.encoder)
         enc: Any = self.encoder.config
         self.patch = int(enc.patch_size if isinstance(enc.patch_size, int) else enc.patch_size[0])
         if cfg.input_height % self.patch:
