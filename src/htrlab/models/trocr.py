@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError
-from htrlab.models.layers import vit_encoder
+from htrlab.models.layers import drop_pooler, vit_encoder
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
