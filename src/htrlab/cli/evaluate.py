@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_checkpoint(args.checkpoint)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
-    available = open_dataset(args.dataset, on_error=args.on_error).splits
+    dataset = open_dataset(args.dataset, on_error=args.on_error)
+    available = dataset.splits
     splits = [s for s in wanted if s in available]
     missing = [s for s in wanted if s not in available]
     if missing:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         )
     results = evaluate_splits(
         loaded,
-        args.dataset,
+        dataset,
         splits,
         args.batch_size,
         args.on_error,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from htrlab.data.dataset import open_dataset
+from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
@@ -35,7 +36,7 @@ class SplitResult:
 
 def evaluate_splits(
     loaded: LoadedModel,
-    dataset: str | Path,
+    dataset: str | Path | Dataset,
     splits: list[str],
     batch_size: int = 32,
     on_error: str = "error",
@@ -45,9 +46,7 @@ def evaluate_splits(
     progress: bool = True,
 ) -> list[SplitResult]:
     """Greedy-decode each split of ``dataset`` with ``loaded`` and score it (CER, WER)."""
-    import time
-
-    ds = open_dataset(dataset, on_error=on_error)
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, on_error=on_error)
     train_fps = set(loaded.meta.data.get("train_fingerprints", []))
     results = []
     for split in splits:
