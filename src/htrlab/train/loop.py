@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from htrlab.config import dump_yaml, from_dict, to_dict
+from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
 from htrlab.data.batching import bucket_batches, collate, shard_batches
 from htrlab.data.dataset import open_dataset
-from htrlab.data.prepared import PreparedLines, default_cache_dir, prepare_lines
+from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.data.sample import LineSample
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
@@ -182,8 +182,6 @@ def _load_teacher(
     cfg: RunConfig, samples: list[LineSample], device: torch.device
 ) -> tuple[nn.Module, Charset]:
     """The teacher model for distillation; the student adopts its charset and must share its preprocessing."""
-    from dataclasses import asdict
-
     from htrlab.train.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(cfg.train.distill_from, device)
@@ -493,12 +491,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment) for i in idx
             ]
             texts = [train_lines.texts[i] for i in idx]
-            try:
-                batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
-            except (
-                CharsetError
-            ) as exc:  # cannot happen for training text (charset built from it) but be explicit
-                raise DataError(str(exc)) from exc
+            batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
             for g in opt.param_groups:
                 g["lr"] = cfg.train.lr * lr_factor(
                     st["step"],
@@ -609,4 +602,4 @@ def load_run_config(path: str | None, overrides: list[str]) -> RunConfig:
     return load_config(RunConfig, path, overrides)
 
 
-__all__ = ["PreparedLines", "RunConfig", "asdict", "from_dict", "load_run_config", "plot_curves", "train"]
+__all__ = ["RunConfig", "distillation_kl", "load_run_config", "plot_curves", "train"]
