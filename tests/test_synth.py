@@ -82,3 +82,23 @@ def test_synth_cli(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[s
     assert json.loads(capsys.readouterr().out)["written"] == 5
     assert len(list(out.rglob("*.png"))) == 5
     assert main(["synth", "-n", "0", "-o", str(out), "--fonts", str(DEJAVU[0]), "--text", str(corpus)]) == 2
+
+
+def test_printed_style_is_upright_and_straight(corpus: Path) -> None:
+    from htrlab.synth.render import printed_config
+
+    font = find_fonts(DEJAVU[:1])[0]
+    cfg = printed_config()
+    assert cfg.slant == 0.0 and cfg.wobble < SynthConfig().wobble
+    img = render_text("Hello world", font, np.random.default_rng(0), cfg)
+    # upright, straight text: ink rows stay within a band about the size of the font
+    ink_rows = np.nonzero((img < 128).sum(axis=1))[0]
+    assert ink_rows.max() - ink_rows.min() < cfg.font_size[1] * 1.5
+
+
+def test_synth_cli_printed_style(tmp_path: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "p"
+    args = ["synth", "-n", "4", "-o", str(out), "--fonts", str(DEJAVU[0]), "--text", str(corpus)]
+    assert main([*args, "--style", "printed"]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == 4
+    assert main([*args, "--style", "gothic"]) == 2  # an unknown style is a usage error

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from htrlab.errors import ConfigError, DataError
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.train.checkpoint import load_checkpoint, read_meta
+from htrlab.train.config import ExtraData
 from htrlab.train.loop import load_run_config, train
 
 
@@ -371,3 +373,81 @@ def test_vit_ctc_starts_from_a_trocr_encoder(line_folder: Path, tmp_path: Path) 
     shutil.rmtree(pretrained)
     loaded = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert loaded.meta.model_config["encoder_config"]["model_type"] == "vit"
+
+
+def _extra_folder(tmp_path: Path) -> Path:
+    from tests.conftest import render_line, save_png
+
+    root = tmp_path / "extra"
+    for i, text in enumerate(["zebra quiz", "jolly fox", "box of 42"]):
+        stem = root / ("train" if i < 2 else "val") / f"e{i}"
+        save_png(render_line(text, seed=10 + i), stem.with_suffix(".png"))
+        stem.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    return root
+
+
+def test_extra_training_sets_are_mixed_in(line_folder: Path, tmp_path: Path) -> None:
+    extra = _extra_folder(tmp_path)
+    cfg = _cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2")
+    cfg.data.extra_train = [ExtraData(dataset=str(extra), split="", max_lines=2)]
+    train(cfg)
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert len(meta.data["train_fingerprints"]) == 4 + 2  # the main train split and two extra lines
+    assert meta.data["extra_train"] == [{"dataset": str(extra), "split": "", "lines": 2}]
+    assert meta.data["val_lines"] == 2  # validation stays on the main dataset
+
+
+def test_extra_training_set_without_text_is_an_error(line_folder: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.png").write_bytes((line_folder / "train" / "doc0" / "line0.png").read_bytes())
+    (empty / "a.txt").write_text("\n", encoding="utf-8")
+    cfg = _cfg(line_folder, tmp_path / "run", "train.max_steps=1")
+    cfg.data.extra_train = [ExtraData(dataset=str(empty), split="")]
+    with pytest.raises(DataError, match="no lines with text"):
+        train(cfg)
+
+
+def test_init_from_keeps_old_characters_and_weights(line_folder: Path, tmp_path: Path) -> None:
+    train(_cfg(line_folder, tmp_path / "base", "train.max_steps=3", "train.eval_every=3"))
+    base = load_checkpoint(tmp_path / "base" / "best.safetensors")
+    extra = _extra_folder(tmp_path)
+    # fine-tune on other data, with new characters (z, q, j, ...) and without some old ones
+    cfg = _cfg(
+        extra,
+        tmp_path / "tuned",
+        f"model.init_from={tmp_path / 'base' / 'best.safetensors'}",
+        "train.max_steps=1",
+        "train.lr=1e-12",
+        "train.warmup_steps=0",
+    )
+    train(cfg)
+    tuned = load_checkpoint(tmp_path / "tuned" / "best.safetensors")
+    old, new = base.charset.symbols, tuned.charset.symbols
+    assert new[: len(old)] == old  # old characters keep their indices
+    assert set("zqj") <= set(new[len(old) :])
+    # parameters (not BatchNorm statistics, which one training step moves) are the base model's
+    sb, st = dict(base.model.named_parameters()), dict(tuned.model.named_parameters())
+    head = [k for k in sb if sb[k].shape[:1] == (len(base.charset),)]
+    assert head, "the output layer was not found"
+    for k in sb:
+        if k in head:
+            assert torch.allclose(st[k][: len(base.charset)], sb[k], atol=1e-6), k
+        else:
+            assert torch.allclose(st[k], sb[k], atol=1e-6), k
+
+
+def test_init_from_another_model_is_refused(line_folder: Path, tmp_path: Path) -> None:
+    train(_cfg(line_folder, tmp_path / "base", "train.max_steps=1", "train.eval_every=1"))
+    cfg = _cfg(
+        line_folder,
+        tmp_path / "tuned",
+        f"model.init_from={tmp_path / 'base' / 'best.safetensors'}",
+        "model.name=htr-jand-student",
+    )
+    with pytest.raises(ConfigError, match="set model.name=htr-jand"):
+        train(cfg)
+    cfg = _cfg(line_folder, tmp_path / "tuned2", f"model.init_from={tmp_path / 'base' / 'best.safetensors'}")
+    cfg.preprocess.height = 48
+    with pytest.raises(ConfigError, match="preprocess.height=32"):
+        train(cfg)

@@ -31,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         help="text files, one sentence per line, or IAM lines.txt (default: ../shared/data/text/brown.txt)",
     )
+    p.add_argument(
+        "--style",
+        choices=["handwriting", "printed"],
+        default="handwriting",
+        help="variation preset: handwriting (slant, wobble, elastic) or printed/typed (upright, straight)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="index of the first sample (to extend a dataset)")
     p.set_defaults(func=run)
@@ -39,6 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from htrlab.errors import ConfigError
     from htrlab.synth import find_fonts, generate, load_corpus
+    from htrlab.synth.render import STYLES
 
     texts = args.text or _default_corpus()
     if not texts:
@@ -50,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
     caps = sum(f.caps_only for f in fonts)
     print(f"synth: {len(fonts)} fonts ({caps} capitals-only), {len(corpus)} sentences", file=sys.stderr)
     stats = generate(
-        args.n, args.output, fonts, corpus, args.seed, start=args.start, progress=sys.stderr.isatty()
+        args.n,
+        args.output,
+        fonts,
+        corpus,
+        args.seed,
+        cfg=STYLES[args.style](),
+        start=args.start,
+        progress=sys.stderr.isatty(),
     )
     write_output(dumps({"output": args.output, "fonts": [f.name for f in fonts], **stats}), None)
     return 0

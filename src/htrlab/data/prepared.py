@@ -50,6 +50,20 @@ class PreparedLines:
     def widths(self) -> np.ndarray:
         return np.array([im.shape[1] for im in self.images], dtype=np.int64)
 
+    def concat(self, other: PreparedLines) -> PreparedLines:
+        """These lines followed by ``other``'s (ids must stay unique)."""
+        clash = set(self.ids) & set(other.ids)
+        if clash:
+            raise DataError(f"the same line id in two training sets: {sorted(clash)[:3]}")
+        return PreparedLines(
+            self.ids + other.ids,
+            self.texts + other.texts,
+            self.images + other.images,
+            self.fingerprints + other.fingerprints,
+            (self.doc_ids or [""] * len(self)) + (other.doc_ids or [""] * len(other)),
+            self.skipped + other.skipped,
+        )
+
     def subset(self, keep: Sequence[int]) -> PreparedLines:
         return PreparedLines(
             ids=[self.ids[i] for i in keep],

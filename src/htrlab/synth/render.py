@@ -50,6 +50,29 @@ class SynthConfig:
             raise ConfigError("synth: p_char + p_word must be in [0, 1]")
 
 
+def printed_config() -> SynthConfig:
+    """Variation for printed and typed lines: upright, straight baselines, even spacing, light scanning damage."""
+    return SynthConfig(
+        font_size=(26, 52),
+        p_char=0.02,
+        p_word=0.15,
+        max_words=12,
+        max_chars=80,
+        slant=0.0,
+        wobble=0.6,
+        spacing=(-0.3, 1.5),
+        stroke=(0, 1),
+        elastic=0.3,
+        ink=(0, 90),
+        paper=(195, 255),
+        noise=6.0,
+        blur=0.9,
+    )
+
+
+STYLES = {"handwriting": SynthConfig, "printed": printed_config}
+
+
 @dataclass
 class FontInfo:
     path: Path

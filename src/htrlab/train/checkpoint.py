@@ -160,3 +160,53 @@ def make_meta(
         data=dict(data or {}),
         training=dict(training or {}),
     )
+
+
+def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[str]:
+    """Copy the weights of ``source`` (same architecture) into ``model``, whose charset may be larger.
+
+    Every tensor of equal shape is copied. A tensor whose first dimension is the number of classes (the output
+    layer) is copied row by row for the characters both charsets share; rows of characters the source never
+    saw start small, with a low bias, so they do not fire before they are trained. Returns those characters.
+
+    Raises:
+        CheckpointError: when a tensor does not fit (another architecture or configuration).
+    """
+    old_n, new_n = len(source.charset), len(charset)
+    src_state = source.model.state_dict()
+    dst_state = model.state_dict()
+    missing = sorted(set(dst_state) - set(src_state))
+    if missing:
+        raise CheckpointError(
+            f"{source.path}: cannot start model '{source.meta.model_name}' from it: tensors missing {missing[:3]}"
+        )
+    rows = [0] + [source.charset.encode(c)[0] if c in source.charset else -1 for c in charset.symbols]
+    new_chars = [c for c in charset.symbols if c not in source.charset]
+    same = charset == source.charset
+    # the output layer is recognised as the tensors whose first dimension is the number of classes
+    with torch.no_grad():
+        for name, dst in dst_state.items():
+            src = src_state[name]
+            per_class = (
+                src.ndim >= 1
+                and src.shape[0] == old_n
+                and dst.shape[0] == new_n
+                and src.shape[1:] == dst.shape[1:]
+            )
+            if per_class and not same:
+                low = src.min() - 1.0 if src.ndim == 1 else 0.0
+                for i, j in enumerate(rows):
+                    if j >= 0:
+                        dst[i] = src[j]
+                    elif src.ndim == 1:
+                        dst[i] = low
+                    else:
+                        dst[i].normal_(0.0, 0.01)
+            elif src.shape == dst.shape:
+                dst.copy_(src)
+            else:
+                raise CheckpointError(
+                    f"{source.path}: tensor {name} has shape {tuple(src.shape)}, this model needs "
+                    f"{tuple(dst.shape)}; init_from needs the same model configuration"
+                )
+    return new_chars

@@ -11,6 +11,21 @@ from htrlab.errors import ConfigError
 
 
 @dataclass
+class ExtraData:
+    """A further training set mixed into the main one (synthetic lines, printed text, another collection)."""
+
+    dataset: str = ""  # PATH or FORMAT:PATH
+    split: str = "train"  # "" = every line of the dataset
+    max_lines: int = 0  # 0 = all; otherwise a seeded random subset of this many lines
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            raise ConfigError("data.extra_train: every entry needs a dataset (PATH or FORMAT:PATH)")
+        if self.max_lines < 0:
+            raise ConfigError(f"data.extra_train: max_lines must be >= 0, got {self.max_lines}")
+
+
+@dataclass
 class DataSection:
     dataset: str = ""  # PATH or FORMAT:PATH (see `htrlab data check`)
     train_split: str = "train"
@@ -20,6 +35,8 @@ class DataSection:
     max_train_lines: int = 0  # 0 = all; otherwise the first N (for quick experiments)
     max_val_lines: int = 0
     cache_dir: str = ""  # preprocessed-line cache; "" = $HTRLAB_CACHE or ~/.cache/htrlab
+    # further training sets mixed into every epoch; validation stays on the main dataset
+    extra_train: list[ExtraData] = field(default_factory=list)
 
 
 @dataclass
@@ -27,6 +44,9 @@ class ModelSection:
     name: str = "htr-jand"  # a registered model, see `htrlab models`
     params: dict[str, Any] = field(default_factory=dict)  # overrides of the model's config dataclass
     tiny: bool = False  # start from the model's tiny test configuration
+    # warm start: an htrlab checkpoint of the same model whose weights start this run (fine-tuning); its
+    # characters are kept and characters new in the training text get fresh output rows
+    init_from: str = ""
 
 
 @dataclass

@@ -178,6 +178,43 @@ def _width_validator(model: nn.Module, charset: Charset):
     return check
 
 
+def _extra_samples(cfg: RunConfig) -> list[tuple[Any, list[LineSample]]]:
+    """The lines of each ``data.extra_train`` entry (empty lines dropped, a seeded subset when capped)."""
+    out = []
+    for k, extra in enumerate(cfg.data.extra_train):
+        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error)
+        samples = ds.split(extra.split) if extra.split else list(ds.samples)
+        samples = [s for s in samples if s.text]
+        if extra.max_lines and len(samples) > extra.max_lines:
+            keep = np.random.default_rng([cfg.train.seed, k]).permutation(len(samples))[: extra.max_lines]
+            samples = [samples[i] for i in sorted(keep)]
+        if not samples:
+            raise DataError(
+                f"data.extra_train: no lines with text in {extra.dataset} (split {extra.split!r})"
+            )
+        out.append((extra, samples))
+    return out
+
+
+def _load_warm_start(cfg: RunConfig) -> Any:
+    """The checkpoint named by ``model.init_from``, checked against this run's model and preprocessing."""
+    from htrlab.train.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(cfg.model.init_from)
+    if loaded.meta.model_name != cfg.model.name:
+        raise ConfigError(
+            f"model.init_from: {cfg.model.init_from} holds a '{loaded.meta.model_name}' model, this run trains "
+            f"'{cfg.model.name}'; set model.name={loaded.meta.model_name}"
+        )
+    if loaded.preprocess != cfg.preprocess:
+        fix = " ".join(f"--set preprocess.{k}={v}" for k, v in asdict(loaded.preprocess).items())
+        raise ConfigError(
+            f"model.init_from: the model in {cfg.model.init_from} was trained on images prepared differently; "
+            f"use {fix}"
+        )
+    return loaded
+
+
 def _load_teacher(
     cfg: RunConfig, samples: list[LineSample], device: torch.device
 ) -> tuple[nn.Module, Charset]:
@@ -265,15 +302,31 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     )
     if not train_samples:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
-    charset = Charset.from_texts(s.text for s in train_samples)
+    extra_sets = _extra_samples(cfg)
+    all_train = train_samples + [s for _, samples in extra_sets for s in samples]
+    charset = Charset.from_texts(s.text for s in all_train)
+    warm = None
+    if cfg.model.init_from:
+        warm = _load_warm_start(cfg)
+        # the starting model's characters keep their indices; characters new in this data are appended
+        charset = Charset(warm.charset.symbols + [c for c in charset.symbols if c not in warm.charset])
     teacher: nn.Module | None = None
     if cfg.train.distill_from:
-        teacher, charset = _load_teacher(cfg, train_samples, device)
+        teacher, charset = _load_teacher(cfg, all_train, device)
     unknown_val = sorted({c for s in val_samples for c in s.text if c not in charset})
     params = resolve_model_params(cfg)
+    if warm is not None:  # the starting model's configuration, unless this run overrides a value
+        params = {**warm.meta.model_config, **params}
     model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
     init_pretrained = getattr(model, "init_pretrained", None)
-    if init_pretrained is not None and not resume:
+    if warm is not None and not resume:
+        from htrlab.train.checkpoint import warm_start
+
+        fresh = warm_start(model, charset, warm)
+        if is_main:
+            _log(f"model: initialised from {cfg.model.init_from}; new output rows for {fresh!r}")
+        del warm
+    elif init_pretrained is not None and not resume:
         fresh = init_pretrained(charset)
         source = str(getattr(model.cfg, "pretrained", ""))
         if is_main and source:
@@ -303,6 +356,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     train_lines = prepare_lines(
         train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train"
     )
+    for extra, samples in extra_sets:
+        more = prepare_lines(
+            samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "extra train"
+        )
+        if is_main:
+            _log(f"data: + {len(more)} training lines from {extra.dataset} ({len(more.skipped)} skipped)")
+        train_lines = train_lines.concat(more)
     val_lines = prepare_lines(val_samples, cfg.preprocess, cfg.data.on_error, cache_dir, None, prog, "val")
     if distributed and is_main:
         dist.barrier()
@@ -397,6 +457,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "skipped_train_lines": len(train_lines.skipped),
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
+        "extra_train": [
+            {"dataset": e.dataset, "split": e.split, "lines": len(samples)} for e, samples in extra_sets
+        ],
     }
     train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
 

@@ -1,8 +1,10 @@
-"""Benchmark: train HTR-JAND from scratch on the Hooker letters for a fixed time budget, then report
-train / val / test CER of the best (by validation) checkpoint.
+"""Benchmark: train a recognizer as a config says for a fixed time budget, then report train / val / test CER
+of the best (by validation) checkpoint, and CER on further evaluation sets.
 
-    python benchmarks/train_htr_jand.py --config configs/hooker-htr-jand-fast.yaml --budget-min 70 \
+    python benchmarks/train_recognizer.py --config configs/hooker-htr-jand-fast.yaml --budget-min 70 \
         --out runs/bench-htr-jand
+    python benchmarks/train_recognizer.py --config configs/default-model.yaml --budget-min 120 \
+        --out runs/default-model --eval runs/data/synth-hand:test --eval runs/data/synth-printed:test
 
 Writes OUT/results.json and OUT/results.md (the table for docs/RESULTS.md) next to the run's metrics.jsonl
 and curves.png. Re-running with --resume continues a killed run.
@@ -34,6 +36,13 @@ def main() -> int:
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--eval-only", action="store_true", help="skip training; evaluate OUT/best.safetensors")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    ap.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        metavar="DATASET:SPLIT",
+        help="a further evaluation set (repeatable), e.g. runs/data/synth-printed:test",
+    )
     args = ap.parse_args()
     overrides = [
         f"train.out_dir={args.out}",
@@ -50,6 +59,11 @@ def main() -> int:
         summary = train(cfg, resume=args.resume)
     loaded = load_checkpoint(Path(args.out) / "best.safetensors")
     results = evaluate_splits(loaded, cfg.data.dataset, ["train", "val", "test"], on_error=cfg.data.on_error)
+    for spec in args.eval:
+        dataset, _, split = spec.rpartition(":")
+        for r in evaluate_splits(loaded, dataset, [split], on_error="skip"):
+            r.split = f"{Path(dataset).name}:{split}"
+            results.append(r)
     machine = (
         f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs, torch {torch.__version__}"
     )
@@ -66,7 +80,7 @@ def main() -> int:
     }
     Path(args.out, "results.json").write_text(json.dumps(out, indent=2), encoding="utf-8")
     for r in results:
-        Path(args.out, f"predictions-{r.split}.jsonl").write_text(
+        Path(args.out, f"predictions-{r.split.replace(':', '-')}.jsonl").write_text(
             "".join(json.dumps(p) + "\n" for p in r.predictions), encoding="utf-8"
         )
     md = format_table(results)
