@@ -44,12 +44,17 @@ def tesseract_reader() -> tuple[Callable[[list[np.ndarray]], list[str]], int | N
         for g in grays:
             buf = io.BytesIO()
             Image.fromarray(g).save(buf, format="PNG")
-            res = subprocess.run(
-                [exe, "stdin", "stdout", "--psm", "7", "-l", "eng"],
-                input=buf.getvalue(),
-                capture_output=True,
-                timeout=60,
-            )
+            try:
+                res = subprocess.run(
+                    [exe, "stdin", "stdout", "--psm", "7", "-l", "eng"],
+                    input=buf.getvalue(),
+                    capture_output=True,
+                    timeout=120,
+                )
+            except subprocess.TimeoutExpired:
+                print("warning: tesseract timed out on a line; counted as read empty", file=sys.stderr)
+                out.append("")
+                continue
             out.append(" ".join(res.stdout.decode("utf-8", "replace").split()))
         return out
 

@@ -108,3 +108,40 @@ def make_page(
 def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTRLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny model trained for a few steps on a rendered-line folder (shared by the CLI tests)."""
+    from htrlab.cli.main import main
+
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "lines"
+    for i, text in enumerate(LINES):
+        split = "train" if i < 4 else ("val" if i < 6 else "test")
+        save_png(render_line(text, seed=i), data / split / f"doc{i}" / f"l{i}.png")
+        (data / split / f"doc{i}" / f"l{i}.txt").write_text(text)
+    out = root / "run"
+    rc = main(
+        [
+            "train",
+            "--set",
+            f"data.dataset={data}",
+            "--set",
+            f"train.out_dir={out}",
+            "--set",
+            "model.tiny=true",
+            "--set",
+            "preprocess.height=32",
+            "--set",
+            "train.max_steps=4",
+            "--set",
+            "train.eval_every=4",
+            "--set",
+            "train.progress=false",
+            "--set",
+            f"data.cache_dir={root / 'cache'}",
+        ]
+    )
+    assert rc == 0
+    return out / "best.safetensors", data

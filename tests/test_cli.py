@@ -14,43 +14,6 @@ from conftest import HOOKER, render_line, save_png
 from htrlab.cli.main import main
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A tiny model trained for a few steps on a rendered-line folder (shared by the CLI tests)."""
-    from conftest import LINES
-
-    root = tmp_path_factory.mktemp("cli")
-    data = root / "lines"
-    for i, text in enumerate(LINES):
-        split = "train" if i < 4 else ("val" if i < 6 else "test")
-        save_png(render_line(text, seed=i), data / split / f"doc{i}" / f"l{i}.png")
-        (data / split / f"doc{i}" / f"l{i}.txt").write_text(text)
-    out = root / "run"
-    rc = main(
-        [
-            "train",
-            "--set",
-            f"data.dataset={data}",
-            "--set",
-            f"train.out_dir={out}",
-            "--set",
-            "model.tiny=true",
-            "--set",
-            "preprocess.height=32",
-            "--set",
-            "train.max_steps=4",
-            "--set",
-            "train.eval_every=4",
-            "--set",
-            "train.progress=false",
-            "--set",
-            f"data.cache_dir={root / 'cache'}",
-        ]
-    )
-    assert rc == 0
-    return out / "best.safetensors", data
-
-
 def test_help_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "recognize" in capsys.readouterr().out

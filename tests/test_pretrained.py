@@ -69,3 +69,68 @@ def test_ppocrv5_reads_printed_lines_zero_shot_and_trains() -> None:
     )
     loss.backward()
     assert all(p.grad is not None for p in trainable)
+
+
+@needs_ppocr
+def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
+    import torch
+
+    from htrlab.data.preprocess import PreprocessConfig
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.models.onnx_export import export_onnx
+    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint
+
+    cs = Charset.from_texts(["abcdef xyz"])
+    model = build_model("ppocrv5-rec", len(cs))
+    model.init_pretrained(cs)
+    # stand-in for fine-tuning: every weight and batch-norm statistic moves
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        stats = [b for n, b in model.named_buffers() if "running_" in n]
+        for t in list(model.parameters()) + stats:
+            t.add_(0.01 * torch.randn(t.shape, generator=gen) * (t.abs().mean() + 1e-3))
+    ckpt = tmp_path / "m.safetensors"
+    save_checkpoint(ckpt, model, make_meta(model, "ppocrv5-rec", cs, PreprocessConfig(height=48)))
+    onnx_path = export_onnx(load_checkpoint(ckpt), tmp_path / "m.onnx")
+    pt, ort = load_engine(ckpt, "torch", 1), load_engine(onnx_path, "auto", 1)
+    assert ort.name == "onnx" and ort.charset == cs
+    for widths in ([400, 300, 181], [64]):  # padded batches and another width than any example
+        x = torch.rand(len(widths), 1, 48, widths[0])
+        w = torch.tensor(widths)
+        (a, la), (b, lb) = pt(x, w), ort(x, w)
+        assert torch.equal(la, lb)
+        assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
+
+
+@needs_ppocr
+def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path) -> None:
+    from htrlab.bundled import default_checkpoint
+    from htrlab.errors import CheckpointError
+    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.train.loop import load_run_config, train
+
+    try:
+        base = load_checkpoint(default_checkpoint("torch"))
+    except CheckpointError:
+        pytest.skip("no bundled default model in this checkout")
+    if base.meta.model_name != "ppocrv5-rec":
+        pytest.skip("the bundled model is not a ppocrv5-rec model")
+    cfg = load_run_config(
+        None,
+        [
+            f"data.dataset={line_folder}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "model.name=ppocrv5-rec",
+            "model.init_from=default",
+            "preprocess.height=48",
+            "train.max_steps=1",
+            "train.batch_size=2",
+            "train.eval_batch_size=4",
+            "augment.enabled=false",
+            "train.progress=false",
+            "train.threads=1",
+        ],
+    )
+    train(cfg)
+    tuned = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert tuned.charset.symbols[: len(base.charset.symbols)] == base.charset.symbols

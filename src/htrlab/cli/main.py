@@ -23,6 +23,7 @@ COMMANDS = {
     "degrade": "htrlab.cli.degrade",
     "robustness": "htrlab.cli.robustness",
     "benchmark": "htrlab.cli.benchmark",
+    "lm": "htrlab.cli.lm",
 }
 
 

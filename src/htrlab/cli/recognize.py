@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from htrlab.cli.common import add_on_error, write_output
+from htrlab.cli.common import add_decoder_options, add_on_error, make_decoder, write_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["text", "jsonl"], default="text")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout")
+    add_decoder_options(p)
     add_on_error(p)
     p.set_defaults(func=run)
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.evaluate.inference import predict
 
     paths = [Path(p) for p in args.images] or example_images()
-    ckpt = default_checkpoint() if args.model == "default" else Path(args.model)
+    ckpt = default_checkpoint(args.engine) if args.model == "default" else Path(args.model)
     engine = load_engine(ckpt, args.engine, args.threads)
     images, ok_paths, failed = [], [], {}
     for p in paths:
@@ -55,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
                     f"{exc} (use --on-error skip to read the other images and report this one)"
                 ) from exc
             failed[p] = str(exc)
-    preds = dict(zip(ok_paths, predict(engine, engine.charset, images, args.batch_size))) if images else {}
+    decoder = make_decoder(args, engine.charset)
+    decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
+    preds = dict(zip(ok_paths, decoded))
     out = []
     for p in paths:
         if p in failed:

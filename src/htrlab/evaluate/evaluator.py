@@ -11,6 +11,7 @@ import numpy as np
 
 from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, prepare_lines
+from htrlab.evaluate.engines import Engine
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
 from htrlab.train.checkpoint import LoadedModel
@@ -35,7 +36,7 @@ class SplitResult:
 
 
 def evaluate_splits(
-    loaded: LoadedModel,
+    loaded: LoadedModel | Engine,
     dataset: str | Path | Dataset,
     splits: list[str],
     batch_size: int = 32,
@@ -44,8 +45,11 @@ def evaluate_splits(
     max_lines: int = 0,
     cache_dir: Path | None = None,
     progress: bool = True,
+    decoder: Any = None,
 ) -> list[SplitResult]:
-    """Greedy-decode each split of ``dataset`` with ``loaded`` and score it (CER, WER)."""
+    """Decode each split of ``dataset`` with ``loaded`` (a checkpoint or an engine, e.g. ONNX) and score it
+    (CER, WER). Decoding is greedy unless ``decoder`` (e.g. a :class:`htrlab.decoding.beam.BeamDecoder`) is
+    given."""
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, on_error=on_error)
     train_fps = set(loaded.meta.data.get("train_fingerprints", []))
     results = []
@@ -62,7 +66,8 @@ def evaluate_splits(
             desc=split,
         )
         t0 = time.perf_counter()
-        preds = predict(loaded.model, loaded.charset, lines.images, batch_size)
+        model = loaded.model if isinstance(loaded, LoadedModel) else loaded
+        preds = predict(model, loaded.charset, lines.images, batch_size, decoder=decoder)
         secs = time.perf_counter() - t0
         counts = count_errors(lines.texts, [p.text for p in preds])
         leaked = sum(fp in train_fps for fp in lines.fingerprints)

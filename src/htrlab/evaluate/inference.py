@@ -45,8 +45,10 @@ def predict(
     images: Sequence[np.ndarray],
     batch_size: int = 32,
     device: str | torch.device = "cpu",
+    decoder: Callable[[torch.Tensor, torch.Tensor], list[Decoded]] | None = None,
 ) -> list[Decoded]:
-    """Greedy-decode preprocessed lines (uint8 or float, ink high); results in input order.
+    """Decode preprocessed lines (uint8 or float, ink high), greedily unless ``decoder`` is given; results in
+    input order.
 
     Args:
         model: a CTC model, or any callable ``(images (N, 1, H, W), widths (N,)) -> (log_probs (N, T, C),
@@ -55,6 +57,8 @@ def predict(
         images: preprocessed lines.
         batch_size: lines per forward pass (batches are formed by width).
         device: where torch models run.
+        decoder: CTC decoding of a batch, ``(log_probs (N, T, C), lengths (N,)) -> list[Decoded]``, e.g. a
+            :class:`htrlab.decoding.beam.BeamDecoder`; default greedy.
     """
     module = model if isinstance(model, nn.Module) else getattr(model, "module", None)
     if isinstance(model, nn.Module):
@@ -65,7 +69,9 @@ def predict(
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
         log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
-        for i, d in zip(idx, greedy_decode(log_probs.float().cpu(), lengths.cpu(), charset)):
+        lp, ln = log_probs.float().cpu(), lengths.cpu()
+        decoded = decoder(lp, ln) if decoder is not None else greedy_decode(lp, ln, charset)
+        for i, d in zip(idx, decoded):
             results[i] = d
     return [r for r in results if r is not None]
 

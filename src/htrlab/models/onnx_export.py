@@ -37,6 +37,11 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17) -> Path:
         raise ModelError(f"ONNX export covers CTC models; '{loaded.meta.model_name}' is autoregressive")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    own_graph = getattr(loaded.model, "onnx_graph", None)
+    if own_graph is not None:  # models whose torch form does not export write their own graph
+        proto = own_graph()
+        onnx.save(proto, str(out))
+        return _with_metadata(loaded, out)
     wrapper = _Export(loaded.model).eval()  # eval() on the wrapper: export restores the wrapper's mode after
     h = loaded.preprocess.height
     example = (torch.rand(2, 1, h, 256), torch.tensor([256, 200]))
@@ -62,6 +67,12 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17) -> Path:
             )
     except Exception as exc:  # the exporter raises many types; name the model and the cause
         raise ModelError(f"ONNX export of model '{loaded.meta.model_name}' failed: {exc}") from exc
+    return _with_metadata(loaded, out)
+
+
+def _with_metadata(loaded: LoadedModel, out: Path) -> Path:
+    import onnx
+
     proto = onnx.load(str(out))
     params = sum(p.numel() for p in loaded.model.parameters())
     for key, value in ((META_KEY, json.dumps(asdict(loaded.meta))), ("htrlab_params", str(params))):

@@ -86,11 +86,8 @@ def _import_onnx2torch() -> Any:
     return convert
 
 
-def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The converted network up to its output projection, and that projection's weight (D, K) and bias (K,)."""
-    import onnx
-
-    model = onnx.load(str(_package_dir() / "rec" / "rec.onnx"))
+def _constants_as_initializers(model: Any) -> None:
+    """Turn the weight-sized ``Constant`` nodes of an ONNX graph into initializers, in place."""
     graph = model.graph
     kept = []
     for node in graph.node:
@@ -103,6 +100,19 @@ def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
             kept.append(node)
     del graph.node[:]
     graph.node.extend(kept)
+
+
+def _load_rec_onnx() -> Any:
+    import onnx
+
+    model = onnx.load(str(_package_dir() / "rec" / "rec.onnx"))
+    _constants_as_initializers(model)
+    return model
+
+
+def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The converted network up to its output projection, and that projection's weight (D, K) and bias (K,)."""
+    model = _load_rec_onnx()
     fx = _import_onnx2torch()(model)
     # onnx2torch's Slice indexes with a list, which torch deprecates; harmless here, and noisy per batch
     warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
@@ -160,6 +170,99 @@ class PPOCRRec(nn.Module):
         t = f.shape[1]
         lengths = torch.clamp(torch.as_tensor(self.output_length(widths)), min=1, max=t).to(torch.long)
         return self.head(f).log_softmax(-1), lengths
+
+    def onnx_graph(self) -> Any:
+        """This model as ONNX, with dynamic batch and width, written without the torch exporter.
+
+        The converted module computes shapes from tensors in ways the torch exporters either freeze to the
+        example's width or cannot trace, so the export starts from PP-OCR's own graph (dynamic by design) and
+        puts this model's weights into it: each trained tensor is found in the graph by its pretrained value
+        (all distinct), the output projection becomes this model's, and nodes adapt htrlab's inputs
+        (``images`` (N, 1, 48, W) with ink = 1, ``widths`` (N,)) and outputs (``log_probs``, ``lengths``).
+        """
+        from onnx import TensorProto, helper, numpy_helper
+
+        from htrlab.errors import ModelError
+
+        model = _load_rec_onnx()
+        graph = model.graph
+        fresh, w0, b0 = _backbone()  # pretrained values locate each trained tensor in the graph
+        before, after = fresh.state_dict(), self.net.state_dict()
+        slots: dict[tuple[tuple[int, ...], bytes], list[Any]] = {}
+        for t in graph.initializer:
+            a = numpy_helper.to_array(t)
+            slots.setdefault((a.shape, a.tobytes()), []).append(t)
+        for node in graph.node:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        a = numpy_helper.to_array(attr.t)
+                        slots.setdefault((a.shape, a.tobytes()), []).append(attr.t)
+
+        def put(old: torch.Tensor, new: torch.Tensor, what: str) -> None:
+            old_np = old.detach().cpu().numpy()
+            found = slots.get((old_np.shape, old_np.tobytes()), [])
+            if len(found) != 1:
+                raise ModelError(f"ONNX export of ppocrv5-rec: {what} found {len(found)} times in the graph")
+            proto = found[0]
+            proto.CopyFrom(
+                numpy_helper.from_array(new.detach().cpu().numpy().astype(old_np.dtype), proto.name)
+            )
+
+        for name, value in after.items():
+            if value.is_floating_point() and not torch.equal(before[name], value):
+                put(before[name], value, name)
+        put(w0, self.head.weight.t().contiguous(), "the output projection")
+        put(b0, self.head.bias, "the output bias")
+        # outputs: log-softmax instead of softmax, and the frame counts
+        (out,) = graph.output
+        softmax = next(n for n in graph.node if out.name in n.output)
+        softmax.op_type = "LogSoftmax"
+        softmax.output[0] = "log_probs"
+        (inp,) = graph.input
+        c = {
+            name: numpy_helper.from_array(np.array(v, dtype=dt), name)
+            for name, v, dt in (
+                ("htr_one", 1.0, np.float32),
+                ("htr_two", 2.0, np.float32),
+                ("htr_seven", 7, np.int64),
+                ("htr_eight", 8, np.int64),
+                ("htr_one_i", 1, np.int64),
+                ("htr_axis1", [1], np.int64),
+            )
+        }
+        graph.initializer.extend(c.values())
+        front = [
+            helper.make_node("Mul", ["images", "htr_two"], ["htr_2x"]),
+            helper.make_node("Sub", ["htr_one", "htr_2x"], ["htr_gray"]),  # PP-OCR's (g/255 - 0.5) / 0.5
+            helper.make_node("Concat", ["htr_gray"] * 3, [inp.name], axis=1),
+        ]
+        back = [
+            helper.make_node("Shape", ["log_probs"], ["htr_shape"]),
+            helper.make_node("Gather", ["htr_shape", "htr_axis1"], ["htr_frames"], axis=0),
+            helper.make_node("Add", ["widths", "htr_seven"], ["htr_w7"]),
+            helper.make_node("Div", ["htr_w7", "htr_eight"], ["htr_t"]),
+            helper.make_node("Min", ["htr_t", "htr_frames"], ["htr_tmin"]),
+            helper.make_node("Max", ["htr_tmin", "htr_one_i"], ["lengths"]),
+        ]
+        nodes = front + list(graph.node) + back
+        del graph.node[:]
+        graph.node.extend(nodes)
+        del graph.input[:]
+        graph.input.extend(
+            [
+                helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 1, 48, "width"]),
+                helper.make_tensor_value_info("widths", TensorProto.INT64, ["batch"]),
+            ]
+        )
+        del graph.output[:]
+        graph.output.extend(
+            [
+                helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, ["batch", "frames", "classes"]),
+                helper.make_tensor_value_info("lengths", TensorProto.INT64, ["batch"]),
+            ]
+        )
+        return model
 
     def init_pretrained(self, charset: Charset) -> list[str]:
         """Copy the pretrained output columns of known characters; returns the characters that start new."""

@@ -44,8 +44,9 @@ class ModelSection:
     name: str = "htr-jand"  # a registered model, see `htrlab models`
     params: dict[str, Any] = field(default_factory=dict)  # overrides of the model's config dataclass
     tiny: bool = False  # start from the model's tiny test configuration
-    # warm start: an htrlab checkpoint of the same model whose weights start this run (fine-tuning); its
-    # characters are kept and characters new in the training text get fresh output rows
+    # warm start: an htrlab checkpoint of the same model whose weights start this run (fine-tuning), or
+    # "default" for the bundled default model; its characters are kept and characters new in the training
+    # text get fresh output rows
     init_from: str = ""
 
 

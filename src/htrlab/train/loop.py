@@ -200,7 +200,12 @@ def _load_warm_start(cfg: RunConfig) -> Any:
     """The checkpoint named by ``model.init_from``, checked against this run's model and preprocessing."""
     from htrlab.train.checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(cfg.model.init_from)
+    if cfg.model.init_from == "default":
+        from htrlab.bundled import default_checkpoint
+
+        loaded = load_checkpoint(default_checkpoint("torch"))
+    else:
+        loaded = load_checkpoint(cfg.model.init_from)
     if loaded.meta.model_name != cfg.model.name:
         raise ConfigError(
             f"model.init_from: {cfg.model.init_from} holds a '{loaded.meta.model_name}' model, this run trains "
@@ -356,10 +361,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     train_lines = prepare_lines(
         train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train"
     )
+    main_train_lines = len(train_lines)
+    extra_counts = []
     for extra, samples in extra_sets:
         more = prepare_lines(
             samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "extra train"
         )
+        extra_counts.append({"dataset": extra.dataset, "split": extra.split, "lines": len(more)})
         if is_main:
             _log(f"data: + {len(more)} training lines from {extra.dataset} ({len(more.skipped)} skipped)")
         train_lines = train_lines.concat(more)
@@ -457,9 +465,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "skipped_train_lines": len(train_lines.skipped),
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
-        "extra_train": [
-            {"dataset": e.dataset, "split": e.split, "lines": len(samples)} for e, samples in extra_sets
-        ],
+        "main_train_lines": main_train_lines,
+        "extra_train": extra_counts,
     }
     train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
 

@@ -1,0 +1,81 @@
+"""``htrlab lm build``: character n-gram language models for beam search with an LM."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from htrlab.cli.common import dumps, write_output
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lm", help="language models for decoding")
+    lsub = p.add_subparsers(dest="lm_command", required=True)
+    b = lsub.add_parser("build", help="estimate a character n-gram LM (interpolated Kneser-Ney) as ARPA")
+    b.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    b.add_argument("--order", type=int, default=6)
+    b.add_argument("--text", nargs="*", default=[], help="text files, one sentence or line per line")
+    b.add_argument(
+        "--dataset", help="also the transcriptions of this dataset's --splits (never its test split)"
+    )
+    b.add_argument("--splits", default="train", help="comma-separated splits of --dataset (default train)")
+    b.add_argument("--model", help="a checkpoint: report LM characters it cannot output, and the reverse")
+    b.set_defaults(func=run_build)
+
+
+def _read_text(paths: list[str]) -> list[str]:
+    from htrlab.errors import DataError
+    from htrlab.text.normalize import normalize_text
+
+    lines = []
+    for p in paths:
+        path = Path(p)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot read as UTF-8 text: {exc}") from exc
+        lines += [t for t in (normalize_text(x) for x in raw.splitlines()) if t]
+    return lines
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from htrlab.errors import ConfigError, DataError
+    from htrlab.lm.ngram import build_char_ngram
+
+    lines = _read_text(args.text)
+    if args.dataset:
+        from htrlab.data.dataset import open_dataset
+
+        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+        if "test" in splits:
+            raise ConfigError("an LM built from test transcriptions would leak them into the test score")
+        ds = open_dataset(args.dataset, on_error="skip")
+        lines += [s.text for s in ds.split(*splits) if s.text]
+    if not lines:
+        raise DataError("no text: pass --text FILE... and/or --dataset PATH")
+    print(f"lm: {len(lines)} lines, {sum(map(len, lines))} characters, order {args.order}", file=sys.stderr)
+    lm = build_char_ngram(lines, args.order)
+    path = lm.write_arpa(args.output)
+    report: dict[str, object] = {
+        "output": str(path),
+        "order": args.order,
+        "lines": len(lines),
+        "vocabulary": len(lm.vocab),
+        "ngrams": [len(p) for p in lm.probs],
+    }
+    if args.model:
+        from htrlab.evaluate.engines import load_engine
+
+        charset = load_engine(args.model).charset
+        lm_chars = {" " if c == "|" else c for c in lm.vocab if len(c) == 1 and c.isprintable()}
+        report["lm_chars_not_in_model"] = sorted(lm_chars - set(charset.symbols))
+        report["model_chars_not_in_lm"] = sorted(set(charset.symbols) - lm_chars)
+        if report["model_chars_not_in_lm"]:
+            print(
+                f"lm: the model's characters {report['model_chars_not_in_lm']} never occur in the LM text; "
+                "the LM gives them only its smallest probability",
+                file=sys.stderr,
+            )
+    write_output(dumps(report), None)
+    return 0

@@ -1,0 +1,125 @@
+"""CTC beam search, with or without an external language model (shallow fusion), on flashlight-text.
+
+flashlight-text's lexicon-free beam search decoder (C++, PyPI ``flashlight-text``) does the search; htrlab maps
+its charset onto the decoder's tokens (the space is the word separator ``|``) and the language model is an
+ARPA/KenLM file over the same tokens (``htrlab lm build``). A hypothesis scores
+
+    log p_ctc + lm_weight * log10 p_lm + word_score * (number of words)
+
+``lm_weight = 0`` (or no LM) is plain CTC prefix beam search.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from htrlab.decoding.greedy import Decoded
+from htrlab.errors import ConfigError, ModelError
+from htrlab.text.charset import Charset
+from htrlab.text.normalize import normalize_text
+
+LM_EOS = "</s>"
+
+
+@dataclass
+class BeamConfig:
+    """Beam search settings (``lm_weight`` and ``word_score`` are tuned on validation data: ``htrlab lm tune``)."""
+
+    beam_size: int = 16  # hypotheses kept per frame
+    token_beam: int = 0  # tokens tried per frame, best first (0 = all)
+    beam_threshold: float = 30.0  # drop hypotheses this far (log) below the best
+    lm_weight: float = 0.0  # alpha: weight of the LM's log10 probability (KenLM's unit)
+    word_score: float = 0.0  # beta: added per word (a space, and the line's end)
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.token_beam < 0 or self.beam_threshold <= 0:
+            raise ConfigError("beam: beam_size >= 1, token_beam >= 0 and beam_threshold > 0 are required")
+
+
+def _flashlight() -> Any:
+    try:
+        from flashlight.lib.text import decoder, dictionary
+    except ImportError as exc:  # pragma: no cover - a core dependency
+        raise ModelError("beam decoding needs PyPI flashlight-text (pip install flashlight-text)") from exc
+    return decoder, dictionary
+
+
+class BeamDecoder:
+    """Beam search over one model's output classes.
+
+    Args:
+        charset: the model's characters (class 0 is the CTC blank).
+        cfg: beam settings.
+        lm: path of an ARPA (or KenLM binary) character LM whose tokens are the charset's characters with the
+            space written ``|`` (see :mod:`htrlab.lm.ngram`), or ``None``.
+    """
+
+    def __init__(self, charset: Charset, cfg: BeamConfig | None = None, lm: str | Path | None = None):
+        dec, dic = _flashlight()
+        self.charset = charset
+        self.cfg = cfg or BeamConfig()
+        self.tokens = dic.Dictionary()
+        self.tokens.add_entry("<blank>")
+        for ch in charset.symbols:
+            self.tokens.add_entry("|" if ch == " " else ch)
+        self.space = charset.encode(" ")[0] if " " in charset else -1
+        if lm is None:
+            self.lm = dec.ZeroLM()
+        else:
+            from flashlight.lib.text.decoder.kenlm import KenLM
+
+            if not Path(lm).is_file():
+                raise ConfigError(f"language model {lm} not found")
+            try:
+                self.lm = KenLM(str(lm), self.tokens)
+            except Exception as exc:  # KenLM raises its own types for unreadable files
+                raise ConfigError(f"{lm}: not a readable ARPA or KenLM binary file: {exc}") from exc
+        opts = dec.LexiconFreeDecoderOptions(
+            beam_size=self.cfg.beam_size,
+            beam_size_token=self.cfg.token_beam or len(charset),
+            beam_threshold=self.cfg.beam_threshold,
+            lm_weight=self.cfg.lm_weight,
+            sil_score=self.cfg.word_score,
+            log_add=False,
+            criterion_type=dec.CriterionType.CTC,
+        )
+        # without a space in the charset, no token is a word separator (the blank never scores as one)
+        sil = self.space if self.space >= 0 else Charset.BLANK
+        self.decoder = dec.LexiconFreeDecoder(opts, self.lm, sil, Charset.BLANK, [])
+
+    def decode_one(self, log_probs: np.ndarray, nbest: int = 1) -> list[tuple[str, float]]:
+        """(T, C) log-probabilities of one line -> up to ``nbest`` (text, total score), best first."""
+        em = np.ascontiguousarray(log_probs, dtype=np.float32)
+        t, c = em.shape
+        if c != len(self.charset):
+            raise ModelError(f"beam decoding: {c} output classes but the charset has {len(self.charset)}")
+        if t == 0:
+            return [("", 0.0)]
+        results = self.decoder.decode(em.ctypes.data, t, c)
+        out = []
+        for r in results[:nbest]:
+            path = [k for k, _ in itertools.groupby(r.tokens) if k != Charset.BLANK and k >= 0]
+            out.append((normalize_text(self.charset.decode(path)), float(r.score)))
+        return out or [("", 0.0)]
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decoded]:
+        """Batch interface of :func:`htrlab.decoding.greedy.greedy_decode`: (N, T, C), (N,) -> decoded lines.
+
+        The confidence is the geometric mean frame probability of the greedy path (the same quantity as greedy
+        decoding reports), so it stays comparable between decoders.
+        """
+        lp = log_probs.float().cpu()
+        best = lp.max(dim=-1).values
+        out = []
+        for i in range(lp.shape[0]):
+            n = int(lengths[i])
+            text = self.decode_one(lp[i, :n].numpy())[0][0]
+            conf = float(best[i, :n].mean().exp()) if n > 0 else 0.0
+            out.append(Decoded(text, conf))
+        return out

@@ -1,0 +1,122 @@
+"""Language models and beam search: the estimator is a proper distribution that KenLM reads back exactly, an LM
+weight of zero changes nothing, and an LM fixes a visually ambiguous reading."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from htrlab.cli.main import main
+from htrlab.decoding.beam import BeamConfig, BeamDecoder
+from htrlab.decoding.greedy import greedy_decode
+from htrlab.errors import ConfigError, DataError
+from htrlab.lm.ngram import BOS, EOS, build_char_ngram, to_tokens
+from htrlab.text.charset import Charset
+
+TEXT = ["the cat sat on the mat", "the cat ate", "a cat and a dog", "that is the cat", "the red hat"]
+
+
+def test_kneser_ney_is_normalised_for_every_history() -> None:
+    lm = build_char_ngram(TEXT, order=4)
+    for h in ["", BOS, BOS + "th", "the|", "cat", "zzz", "|c"]:
+        assert math.isclose(sum(lm.prob(h, w) for w in lm.vocab), 1.0, abs_tol=1e-9), h
+    assert EOS in lm.vocab and BOS not in lm.vocab
+
+
+def test_kneser_ney_by_hand_on_a_tiny_corpus() -> None:
+    # "ab" and "b": unigram continuation counts a:1 (after <s>), b:2 (after a, after <s>), </s>:1 (after b)
+    lm = build_char_ngram(["ab", "b"], order=2)
+    d1 = 0.5  # no count of 2 among {1, 2, 1}: n1 = 2, n2 = 1 -> D = 2 / (2 + 2) = 0.5
+    total, types = 4, 3
+    gamma = d1 * types / total
+    assert math.isclose(lm.prob("", "b"), (2 - d1) / total + gamma / 3)
+    assert math.isclose(lm.prob("", "a"), (1 - d1) / total + gamma / 3)
+
+
+def test_arpa_read_by_kenlm_gives_the_same_probabilities(tmp_path: Path) -> None:
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    lm = build_char_ngram(TEXT, order=5)
+    arpa = lm.write_arpa(tmp_path / "lm.arpa")
+    vocab = Dictionary()
+    for t in lm.vocab:
+        vocab.add_entry("</s>" if t == EOS else t)
+    vocab.add_entry("<unk>")
+    kenlm = KenLM(str(arpa), vocab)
+    for text in ["the cat", "a dog sat", "xyz"]:  # seen, unseen combinations, out-of-vocabulary
+        state, hist = kenlm.start(False), BOS
+        for ch in to_tokens(text):
+            state, score = kenlm.score(state, vocab.get_index(ch if ch in lm.vocab else "<unk>"))
+            assert math.isclose(score, math.log10(lm.prob(hist, ch)), abs_tol=1e-4), (text, ch)
+            hist += ch
+        _, end = kenlm.finish(state)
+        assert math.isclose(end, math.log10(lm.prob(hist, EOS)), abs_tol=1e-4)
+
+
+def test_bad_lm_input_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="no text"):
+        build_char_ngram(["", "  "])
+    with pytest.raises(ConfigError, match="order"):
+        build_char_ngram(TEXT, order=0)
+
+
+def _emissions(cs: Charset, frames: list[dict[str, float]]) -> torch.Tensor:
+    rows = []
+    for f in frames:
+        v = np.full(len(cs), 1e-4)
+        for k, p in f.items():
+            v[0 if k == "<b>" else cs.encode(k)[0]] = p
+        rows.append(np.log(v / v.sum()))
+    return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+CS = Charset(list(" acdehmorst"))
+# "the ?at": the fifth frame looks slightly more like h than c
+AMBIGUOUS = [{"t": 0.9}, {"h": 0.9}, {"e": 0.9}, {" ": 0.9}, {"h": 0.55, "c": 0.45}, {"a": 0.9}, {"t": 0.9}]
+
+
+def test_beam_without_lm_agrees_with_greedy_on_a_clear_case() -> None:
+    lp = _emissions(CS, AMBIGUOUS)
+    greedy = greedy_decode(lp[None], torch.tensor([len(AMBIGUOUS)]), CS)[0].text
+    assert greedy == "the hat"
+    assert BeamDecoder(CS, BeamConfig(beam_size=8)).decode_one(lp.numpy())[0][0] == "the hat"
+
+
+def test_lm_fixes_the_ambiguous_reading_and_weight_zero_changes_nothing(tmp_path: Path) -> None:
+    arpa = build_char_ngram(TEXT, order=4).write_arpa(tmp_path / "lm.arpa")
+    lp = _emissions(CS, AMBIGUOUS).numpy()
+    with_lm = BeamDecoder(CS, BeamConfig(beam_size=8, lm_weight=1.0), arpa).decode_one(lp)[0][0]
+    assert with_lm == "the cat"
+    rng = np.random.default_rng(0)
+    plain = BeamDecoder(CS, BeamConfig(beam_size=8))
+    zero = BeamDecoder(CS, BeamConfig(beam_size=8, lm_weight=0.0, word_score=0.0), arpa)
+    for _ in range(5):
+        x = torch.log_softmax(torch.tensor(rng.normal(0, 2, (20, len(CS))), dtype=torch.float32), -1).numpy()
+        (a, sa), (b, sb) = plain.decode_one(x)[0], zero.decode_one(x)[0]
+        assert a == b and math.isclose(sa, sb, abs_tol=1e-4)
+
+
+def test_cli_lm_build_and_evaluate_with_beam_lm(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, data = tiny_checkpoint
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(TEXT) + "\n", encoding="utf-8")
+    arpa = tmp_path / "lm.arpa"
+    args = ["lm", "build", "--order", "3", "--text", str(text), "--dataset", str(data), "-o", str(arpa)]
+    assert main([*args, "--model", str(ckpt)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ngrams"][0] > 0 and arpa.is_file()
+    assert "lm_chars_not_in_model" in report  # out-of-charset LM characters are reported
+    assert main(["lm", "build", "--dataset", str(data), "--splits", "train,test", "-o", str(arpa)]) == 2
+    for extra in (["--decoder", "beam"], ["--decoder", "beam+lm", "--lm", str(arpa), "--lm-weight", "0.3"]):
+        assert main(["evaluate", str(ckpt), str(data), "--splits", "val", "--json", *extra]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert rows
+    assert main(["evaluate", str(ckpt), str(data), "--decoder", "beam+lm"]) == 2  # no --lm
