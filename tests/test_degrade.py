@@ -141,7 +141,12 @@ def test_robustness_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert (out / "robustness.png").is_file()
     rows = (out / "robustness.csv").read_text().splitlines()
     assert len(rows) == 1 + 1 + 2 * 2  # header, clean, 2 ops x 2 severities
-    assert main(["robustness", str(ckpt), str(data), "--decoders", "beam+lm", "-o", str(out)]) == 2
+    assert main(["robustness", str(ckpt), str(data), "--decoders", "beam+lm", "-o", str(out)]) == 2  # no --lm
+    assert main(["robustness", str(ckpt), str(data), "--decoders", "greedy,viterbi", "-o", str(out)]) == 2
+    cell = ["--ops", "fading", "--severities", "3", "--decoders", "greedy,beam"]
+    assert main(["robustness", str(ckpt), str(data), *cell, "-o", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| fading | beam |" in table
     # damaged once, identically, whatever the decoder list
     loaded = load_checkpoint(ckpt)
     grays = [render_line(t) for t in LINES[:2]]

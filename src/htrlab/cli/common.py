@@ -44,19 +44,20 @@ def add_decoder_options(p: Any) -> None:
     p.add_argument("--beam-size", type=int, default=16)
 
 
-def make_decoder(args: Any, charset: Any) -> Any:
-    """The decoder the options ask for (``None`` = greedy)."""
+def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False) -> Any:
+    """The decoder the options ask for (``None`` = greedy); an --lm that the decoder would not use is an error
+    unless ``lm_unused_ok`` (several decoders share the options)."""
     from htrlab.errors import ConfigError
 
     if args.decoder == "greedy":
-        if args.lm:
+        if args.lm and not lm_unused_ok:
             raise ConfigError("--lm needs --decoder beam+lm")
         return None
     from htrlab.decoding.beam import BeamConfig, BeamDecoder
 
     if args.decoder == "beam+lm" and not args.lm:
         raise ConfigError("--decoder beam+lm needs --lm LM.arpa (build one with `htrlab lm build`)")
-    if args.decoder == "beam" and args.lm:
+    if args.decoder == "beam" and args.lm and not lm_unused_ok:
         raise ConfigError("--lm is used by --decoder beam+lm; --decoder beam searches without an LM")
     cfg = BeamConfig(
         beam_size=args.beam_size,

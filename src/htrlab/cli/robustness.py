@@ -20,7 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="comma-separated operations (htrlab degrade --list-ops)",
     )
     p.add_argument("--severities", default="1,3,5")
-    p.add_argument("--decoders", default="greedy")
+    p.add_argument(
+        "--decoders",
+        default="greedy",
+        help="comma-separated: greedy, beam, beam+lm (needs --lm); greedy first",
+    )
+    p.add_argument("--lm", help="character LM (ARPA) for beam+lm")
+    p.add_argument("--lm-weight", type=float, default=0.5, help="alpha for beam+lm")
+    p.add_argument("--word-score", type=float, default=0.0, help="beta for beam+lm")
+    p.add_argument("--beam-size", type=int, default=16)
     p.add_argument("--max-lines", type=int, default=0, help="at most N lines (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="robustness", help="folder for robustness.csv/.md/.png")
@@ -28,9 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from htrlab.cli.common import make_decoder
     from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
-    from htrlab.evaluate.robustness import run_robustness, write_outputs
+    from htrlab.evaluate.robustness import DECODERS, run_robustness, write_outputs
     from htrlab.train.checkpoint import load_checkpoint
 
     try:
@@ -40,8 +49,15 @@ def run(args: argparse.Namespace) -> int:
     if not severities or not all(1 <= s <= 5 for s in severities):
         raise ConfigError(f"--severities must be integers 1..5, got {args.severities!r}")
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-    decoders = [d.strip() for d in args.decoders.split(",") if d.strip()]
+    names = [d.strip() for d in args.decoders.split(",") if d.strip()]
+    unknown = [d for d in names if d not in DECODERS]
+    if unknown:
+        raise ConfigError(f"unknown decoders {unknown}; available: {', '.join(DECODERS)}")
     loaded = load_checkpoint(args.checkpoint)
+    decoders = {}
+    for name in names:
+        args.decoder = name
+        decoders[name] = make_decoder(args, loaded.charset, lm_unused_ok=True) if name != "greedy" else None
     grays, refs = load_split_images(args.dataset, args.split, args.max_lines)
     print(
         f"robustness: {len(refs)} lines x ({len(ops)} ops x {len(severities)} severities + clean) x "

@@ -65,15 +65,41 @@ def predict(
         model.eval()
     if module is not None and getattr(module, "seq2seq", False):
         return _predict_seq2seq(module, charset, images, batch_size, device)
-    results: list[Decoded | None] = [None] * len(images)
+    return decode_emissions(emissions(model, images, batch_size, device), charset, decoder)
+
+
+@torch.no_grad()
+def emissions(
+    model: nn.Module | Forward,
+    images: Sequence[np.ndarray],
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> list[torch.Tensor]:
+    """The CTC log-probabilities (T_i, C) of each preprocessed line, in input order (batched by width), so
+    several decoders can read the same network outputs."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    out: list[torch.Tensor | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
         log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
         lp, ln = log_probs.float().cpu(), lengths.cpu()
-        decoded = decoder(lp, ln) if decoder is not None else greedy_decode(lp, ln, charset)
-        for i, d in zip(idx, decoded):
-            results[i] = d
-    return [r for r in results if r is not None]
+        for k, i in enumerate(idx):
+            out[i] = lp[k, : int(ln[k])].clone()
+    return [e for e in out if e is not None]
+
+
+def decode_emissions(
+    ems: Sequence[torch.Tensor],
+    charset: Charset,
+    decoder: Callable[[torch.Tensor, torch.Tensor], list[Decoded]] | None = None,
+) -> list[Decoded]:
+    """Decode per-line log-probabilities (T_i, C) with ``decoder`` (default greedy)."""
+    out: list[Decoded] = []
+    for e in ems:
+        lp, ln = e[None], torch.tensor([e.shape[0]])
+        out += decoder(lp, ln) if decoder is not None else greedy_decode(lp, ln, charset)
+    return out
 
 
 def _predict_seq2seq(

@@ -5,20 +5,21 @@ decoders, so decoders are compared on identical input."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from htrlab.data.preprocess import preprocess
 from htrlab.degrade import apply_op, list_ops
 from htrlab.errors import ConfigError
-from htrlab.evaluate.inference import predict
+from htrlab.evaluate.inference import decode_emissions, emissions
 from htrlab.evaluate.metrics import count_errors
 from htrlab.train.checkpoint import LoadedModel
 
-DECODERS = ("greedy",)  # beam search and language-model decoders plug in here
+DECODERS = ("greedy", "beam", "beam+lm")
 
 
 @dataclass
@@ -38,14 +39,26 @@ def run_robustness(
     refs: Sequence[str],
     ops: Sequence[str],
     severities: Sequence[int],
-    decoders: Sequence[str] = ("greedy",),
+    decoders: Sequence[str] | Mapping[str, Any] = ("greedy",),
     seed: int = 0,
     batch_size: int = 32,
 ) -> list[RobustnessRow]:
-    """All (operation, severity, decoder) cells, plus the undamaged baseline (op ``none``, severity 0)."""
-    unknown = [d for d in decoders if d not in DECODERS]
-    if unknown:
-        raise ConfigError(f"unknown decoders {unknown}; available: {', '.join(DECODERS)}")
+    """All (operation, severity, decoder) cells, plus the undamaged baseline (op ``none``, severity 0).
+
+    ``decoders`` are names (``greedy``, ``beam``) or a mapping name -> decoder (``None`` = greedy, or a
+    :class:`htrlab.decoding.beam.BeamDecoder`, e.g. with an LM for ``beam+lm``). The network runs once per
+    condition; every decoder reads the same outputs.
+    """
+    if not isinstance(decoders, Mapping):
+        unknown = [d for d in decoders if d not in ("greedy", "beam")]
+        if unknown:
+            raise ConfigError(
+                f"decoders {unknown} need settings (an LM): pass a mapping name -> decoder; "
+                f"by name: greedy, beam"
+            )
+        from htrlab.decoding.beam import BeamDecoder
+
+        decoders = {d: (None if d == "greedy" else BeamDecoder(loaded.charset)) for d in decoders}
     bad_ops = [o for o in ops if o not in list_ops()]
     if bad_ops:
         raise ConfigError(f"unknown operations {bad_ops}; known: {', '.join(list_ops())}")
@@ -57,14 +70,15 @@ def run_robustness(
         else:
             damaged = [apply_op(g, op, sev, np.random.default_rng([seed, k, i])) for i, g in enumerate(grays)]
         images = [preprocess(g, loaded.preprocess) for g in damaged]
+        ems = emissions(loaded.model, images, batch_size)
         greedy_cer = None
-        for dec in decoders:
-            hyps = [d.text for d in predict(loaded.model, loaded.charset, images, batch_size)]
+        for name, dec in decoders.items():
+            hyps = [d.text for d in decode_emissions(ems, loaded.charset, dec)]
             c = count_errors(refs, hyps)
-            if dec == "greedy":
+            if name == "greedy":
                 greedy_cer = c.cer
-            red = (greedy_cer - c.cer) / greedy_cer if dec != "greedy" and greedy_cer else None
-            rows.append(RobustnessRow(op, sev, dec, len(refs), c.cer, c.wer, red))
+            red = (greedy_cer - c.cer) / greedy_cer if name != "greedy" and greedy_cer else None
+            rows.append(RobustnessRow(op, sev, name, len(refs), c.cer, c.wer, red))
     return rows
 
 
