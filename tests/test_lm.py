@@ -120,3 +120,10 @@ def test_cli_lm_build_and_evaluate_with_beam_lm(
         rows = json.loads(capsys.readouterr().out)
         assert rows
     assert main(["evaluate", str(ckpt), str(data), "--decoder", "beam+lm"]) == 2  # no --lm
+    tuned = tmp_path / "tuned.json"
+    tune = ["lm", "tune", str(ckpt), str(data), "--lm", str(arpa), "--alphas", "0,0.5", "--betas", "0,1"]
+    assert main([*tune, "-o", str(tuned)]) == 0
+    doc = json.loads(tuned.read_text())
+    assert len(doc["grid"]) == 4 and doc["split"] == "val"
+    assert doc["cer"] == min(g["cer"] for g in doc["grid"])
+    assert main([*tune, "--split", "test", "-o", str(tuned)]) == 2

@@ -38,7 +38,12 @@ def add_decoder_options(p: Any) -> None:
         default="greedy",
         help="CTC decoding: greedy (best path), beam (prefix beam search), beam+lm (with --lm)",
     )
-    p.add_argument("--lm", help="character LM (ARPA from `htrlab lm build`) for --decoder beam+lm")
+    add_beam_options(p)
+
+
+def add_beam_options(p: Any) -> None:
+    """Beam search and LM settings (``--lm``, ``--lm-weight``, ``--word-score``, ``--beam-size``)."""
+    p.add_argument("--lm", help="character LM (ARPA from `htrlab lm build`) for the beam+lm decoder")
     p.add_argument("--lm-weight", type=float, default=0.5, help="alpha: weight of the LM's log10 probability")
     p.add_argument("--word-score", type=float, default=0.0, help="beta: score added per word")
     p.add_argument("--beam-size", type=int, default=16)

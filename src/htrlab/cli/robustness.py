@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from htrlab.cli.common import add_beam_options
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,10 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="greedy",
         help="comma-separated: greedy, beam, beam+lm (needs --lm); greedy first",
     )
-    p.add_argument("--lm", help="character LM (ARPA) for beam+lm")
-    p.add_argument("--lm-weight", type=float, default=0.5, help="alpha for beam+lm")
-    p.add_argument("--word-score", type=float, default=0.0, help="beta for beam+lm")
-    p.add_argument("--beam-size", type=int, default=16)
+    add_beam_options(p)
     p.add_argument("--max-lines", type=int, default=0, help="at most N lines (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="robustness", help="folder for robustness.csv/.md/.png")
