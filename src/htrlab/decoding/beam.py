@@ -50,6 +50,25 @@ def _flashlight() -> Any:
     return decoder, dictionary
 
 
+_KENLM_CACHE: dict[tuple[str, int, tuple[str, ...]], Any] = {}
+
+
+def _kenlm(path: Path, charset: Charset, tokens: Any) -> Any:
+    """A KenLM model over ``charset``'s tokens, loaded once per (file, charset): an ARPA file of a 6-gram takes
+    seconds to read, and tuning builds many decoders over the same LM."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
+
+    if not path.is_file():
+        raise ConfigError(f"language model {path} not found")
+    key = (str(path.resolve()), path.stat().st_mtime_ns, tuple(charset.symbols))
+    if key not in _KENLM_CACHE:
+        try:
+            _KENLM_CACHE[key] = (KenLM(str(path), tokens), tokens)  # the model keeps its token mapping
+        except Exception as exc:  # KenLM raises its own types for unreadable files
+            raise ConfigError(f"{path}: not a readable ARPA or KenLM binary file: {exc}") from exc
+    return _KENLM_CACHE[key][0]
+
+
 class BeamDecoder:
     """Beam search over one model's output classes.
 
@@ -69,17 +88,7 @@ class BeamDecoder:
         for ch in charset.symbols:
             self.tokens.add_entry("|" if ch == " " else ch)
         self.space = charset.encode(" ")[0] if " " in charset else -1
-        if lm is None:
-            self.lm = dec.ZeroLM()
-        else:
-            from flashlight.lib.text.decoder.kenlm import KenLM
-
-            if not Path(lm).is_file():
-                raise ConfigError(f"language model {lm} not found")
-            try:
-                self.lm = KenLM(str(lm), self.tokens)
-            except Exception as exc:  # KenLM raises its own types for unreadable files
-                raise ConfigError(f"{lm}: not a readable ARPA or KenLM binary file: {exc}") from exc
+        self.lm = dec.ZeroLM() if lm is None else _kenlm(Path(lm), charset, self.tokens)
         opts = dec.LexiconFreeDecoderOptions(
             beam_size=self.cfg.beam_size,
             beam_size_token=self.cfg.token_beam or len(charset),
