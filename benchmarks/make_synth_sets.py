@@ -49,6 +49,7 @@ def main() -> int:
     ap.add_argument("--printed", type=int, default=3000, help="printed/typed training lines")
     ap.add_argument("--test", type=int, default=300, help="lines in each held-out test set")
     ap.add_argument("--text", default="../shared/data/text/brown.txt")
+    ap.add_argument("--test-only", action="store_true", help="(re)write only the held-out test sets")
     args = ap.parse_args()
     corpus = load_corpus([args.text])
     out = Path(args.out)
@@ -59,7 +60,11 @@ def main() -> int:
     ]
     for name, root, held_out, cfg, n_train, seed in jobs:
         train_fonts, test_fonts = _split_fonts(root, held_out)
-        tr = generate(n_train, out / name / "train", train_fonts, corpus, seed, cfg, progress=False)
+        tr = (
+            {"written": 0, "seconds": 0.0, "lines_per_s": 0.0}
+            if args.test_only
+            else generate(n_train, out / name / "train", train_fonts, corpus, seed, cfg, progress=False)
+        )
         # test lines use other sample indices, so other sentences and renderings than the training lines
         te = generate(
             args.test, out / name / "test", test_fonts, corpus, seed, cfg, start=10**6, progress=False
@@ -74,7 +79,9 @@ def main() -> int:
             f"{name}: {tr['written']} train lines ({len(train_fonts)} fonts), {te['written']} test lines "
             f"({len(test_fonts)} held-out fonts), {tr['lines_per_s']} lines/s"
         )
-    (out / "sets.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / ("sets-test.json" if args.test_only else "sets.json")).write_text(
+        json.dumps(report, indent=2), encoding="utf-8"
+    )
     return 0
 
 

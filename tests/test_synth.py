@@ -102,3 +102,21 @@ def test_synth_cli_printed_style(tmp_path: Path, corpus: Path, capsys: pytest.Ca
     assert main([*args, "--style", "printed"]) == 0
     assert json.loads(capsys.readouterr().out)["written"] == 4
     assert main([*args, "--style", "gothic"]) == 2  # an unknown style is a usage error
+
+
+def test_fonts_with_a_negative_descent_are_not_cut_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFont
+
+    font = find_fonts(DEJAVU[:1])[0]
+    cfg = SynthConfig(wobble=0.0, slant=0.0, elastic=0.0, noise=0.0, blur=0.0, stroke=(0, 0))
+    real = ImageFont.FreeTypeFont.getmetrics
+
+    def negative_descent(self: ImageFont.FreeTypeFont) -> tuple[int, int]:
+        ascent, descent = real(self)
+        return ascent, -descent  # as some handwriting fonts (e.g. Joscelyn) report it
+
+    monkeypatch.setattr(ImageFont.FreeTypeFont, "getmetrics", negative_descent)
+    img = render_text("Quigley jumped", font, np.random.default_rng(1), cfg)
+    ink = img < 128
+    assert ink.any()
+    assert not ink[0].any() and not ink[-1].any()  # the descenders and capitals are inside the image

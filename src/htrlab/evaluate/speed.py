@@ -110,8 +110,8 @@ def resolve_models(
 
     out: list[tuple[str, Engine]] = []
     for spec in specs:
-        if spec == "default":
-            path = default_checkpoint()
+        if spec == "default":  # the bundled weights; their ONNX export is timed by the onnx engine
+            path = default_checkpoint("torch") if "torch" in engines else default_checkpoint()
         elif Path(spec).exists():
             path = Path(spec)
         elif spec in model_names():

@@ -219,13 +219,17 @@ def render_text(text: str, font: FontInfo, rng: np.random.Generator, cfg: SynthC
     period = float(rng.uniform(80, 300))
     phase = float(rng.uniform(0, 2 * np.pi))
     ascent, descent = ft.getmetrics()
+    # some fonts report a negative descent, and swash glyphs can reach past the metrics: size the canvas by
+    # the text's own bounding box too, so no stroke is cut off
+    _, top, _, bottom = ft.getbbox(text)
+    lift = max(0, -top)
     width = int(sum(ft.getlength(c) + spacing for c in text) + 2 * size + 10)
-    height = int(ascent + descent + 2 * amp + size * 0.6)
+    height = int(max(ascent + abs(descent), bottom + lift) + 2 * amp + size * 0.6)
     canvas = Image.new("L", (max(width, 8), max(height, 8)), 0)
     draw = ImageDraw.Draw(canvas)
     x = size * 0.5
     for ch in text:
-        y = size * 0.3 + amp * (1 + np.sin(2 * np.pi * x / period + phase)) + float(rng.normal(0, 0.3))
+        y = size * 0.3 + lift + amp * (1 + np.sin(2 * np.pi * x / period + phase)) + float(rng.normal(0, 0.3))
         draw.text((x, y), ch, fill=255, font=ft)
         x += ft.getlength(ch) + spacing
     mask: np.ndarray = np.asarray(canvas, dtype=np.float32) / 255.0
