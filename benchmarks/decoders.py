@@ -15,6 +15,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -66,6 +67,7 @@ def main() -> int:
         rows.append({"decoder": name, "val": score("val", dec), "test": score("test", dec)})
         print(rows[-1], file=sys.stderr)
     refs, ems, _ = data["val"]
+    print("tuning alpha, beta on val ...", file=sys.stderr)
     best, grid = tune_lm_weights(
         ems,
         refs,
@@ -102,7 +104,7 @@ def main() -> int:
             "network_lines_per_s": {s: len(d[1]) / d[2] for s, d in data.items()},
         }
         Path(args.json).write_text(
-            json.dumps({**meta, "rows": rows, "grid": grid}, indent=2), encoding="utf-8"
+            json.dumps({**meta, "rows": rows, "grid": [asdict(g) for g in grid]}, indent=2), encoding="utf-8"
         )
     return 0
 

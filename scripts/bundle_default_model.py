@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -59,16 +61,26 @@ def main() -> int:
     results = json.loads((args.run / "results.json").read_text(encoding="utf-8"))
     dest_dir = Path(__file__).resolve().parents[1] / "src" / "htrlab" / "weights"
     dest_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in load_file(str(src)).items()}
+    # float16 halves the file; tensors of a few numbers (graph constants, scales) stay float32
+    state = {
+        k: (v.half() if v.is_floating_point() and v.numel() > 16 else v)
+        for k, v in load_file(str(src)).items()
+    }
     meta = replace(meta, training=dict(meta.training, source_run=str(args.run), stored_as="float16"))
-    weights = dest_dir / DEFAULT_WEIGHTS
+    # written to a scratch folder first: the package only gets files that passed the check
+    scratch = Path(tempfile.mkdtemp(prefix="htrlab-bundle-"))
+    weights = scratch / DEFAULT_WEIGHTS
     save_file(state, str(weights), metadata={META_KEY: json.dumps(asdict(meta))})
-    onnx_path = export_onnx(load_checkpoint(weights), dest_dir / DEFAULT_MODEL)
+    onnx_path = export_onnx(load_checkpoint(weights), scratch / DEFAULT_MODEL)
     pt, ort = load_engine(weights, "torch", 2), load_engine(onnx_path, "onnx", 2)
     x, w = torch.rand(3, 1, meta.preprocess["height"], 320), torch.tensor([320, 250, 90])
     diff = float((pt(x, w)[0] - ort(x, w)[0]).abs().max())
     if diff > 1e-3:
-        raise SystemExit(f"the ONNX export differs from the weights by {diff}; not bundled")
+        raise SystemExit(
+            f"the ONNX export differs from the weights by {diff}; not bundled (files in {scratch})"
+        )
+    weights = Path(shutil.move(str(weights), dest_dir / DEFAULT_WEIGHTS))
+    onnx_path = Path(shutil.move(str(onnx_path), dest_dir / DEFAULT_MODEL))
     rows = ["| set | lines | CER % | WER % |", "|---|---:|---:|---:|"]
     rows += [
         f"| {r['split']} | {r['lines']} | {100 * r['cer']:.2f} | {100 * r['wer']:.2f} |"

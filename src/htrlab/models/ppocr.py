@@ -209,7 +209,7 @@ class PPOCRRec(nn.Module):
                 numpy_helper.from_array(new.detach().cpu().numpy().astype(old_np.dtype), proto.name)
             )
 
-        for name, value in after.items():
+        for name, value in after.items():  # every trained tensor, batch-norm statistics included
             if value.is_floating_point() and not torch.equal(before[name], value):
                 put(before[name], value, name)
         put(w0, self.head.weight.t().contiguous(), "the output projection")
