@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
+from run_facts import run_facts
 
 from htrlab.data.dataset import load_split_images
 from htrlab.data.preprocess import PreprocessConfig, preprocess
@@ -170,11 +170,7 @@ def main() -> int:
             f"{r['lines_per_s']:.1f} |"
         )
     if args.json:
-        meta = {
-            "command": "python " + " ".join(sys.argv),
-            "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        }
+        meta = run_facts()
         Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
     return 0
 

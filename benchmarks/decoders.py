@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from run_facts import run_facts
 
 from htrlab.bundled import default_checkpoint
 from htrlab.data.dataset import open_dataset
@@ -97,9 +97,7 @@ def main() -> int:
         )
     if args.json:
         meta = {
-            "command": "python " + " ".join(sys.argv),
-            "date": time.strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+            **run_facts(),
             "model": str(path),
             "network_lines_per_s": {s: len(d[1]) / d[2] for s, d in data.items()},
         }
