@@ -30,43 +30,180 @@ def add_on_error(p: Any) -> None:
     )
 
 
+DECODER_HELP = (
+    "greedy (best path); beam (CTC prefix beam search); beam+LMS: beam search fused with language models, "
+    "LMS one or more of char (--lm), word (--word-lm), neural (--neural-lm) joined by '+', or lm for every one "
+    "given (beam+lm, beam+char+word, ...); rescore or rescore+LMS: N-best of that beam search rescored by a "
+    "causal LLM (--rescore-lm)"
+)
+_LM_PARTS = ("lm", "char", "word", "neural")
+_DEFAULTS: dict[str, Any] = {
+    "decoder": "greedy",
+    "lm": None,
+    "lm_weight": 0.5,
+    "word_lm": None,
+    "word_lm_weight": 0.5,
+    "oov_score": -6.0,
+    "neural_lm": None,
+    "neural_lm_weight": 0.5,
+    "word_score": 0.0,
+    "beam_size": 16,
+    "rescore_lm": "smollm2",
+    "rescore_weight": 0.3,
+    "length_bonus": 0.5,
+    "nbest": 8,
+}
+
+
 def add_decoder_options(p: Any) -> None:
-    """``--decoder greedy|beam|beam+lm`` and its settings (shared by evaluate and recognize)."""
-    p.add_argument(
-        "--decoder",
-        choices=["greedy", "beam", "beam+lm"],
-        default="greedy",
-        help="CTC decoding: greedy (best path), beam (prefix beam search), beam+lm (with --lm)",
-    )
+    """``--decoder NAME`` and its settings (shared by evaluate and recognize)."""
+    p.add_argument("--decoder", default=_DEFAULTS["decoder"], help=DECODER_HELP)
     add_beam_options(p)
 
 
 def add_beam_options(p: Any) -> None:
-    """Beam search and LM settings (``--lm``, ``--lm-weight``, ``--word-score``, ``--beam-size``)."""
-    p.add_argument("--lm", help="character LM (ARPA from `htrlab lm build`) for the beam+lm decoder")
-    p.add_argument("--lm-weight", type=float, default=0.5, help="alpha: weight of the LM's log10 probability")
-    p.add_argument("--word-score", type=float, default=0.0, help="beta: score added per word")
-    p.add_argument("--beam-size", type=int, default=16)
+    """Beam search, LM and rescoring settings."""
+    p.add_argument("--lm", help="character n-gram LM (ARPA from `htrlab lm build`)")
+    p.add_argument(
+        "--lm-weight", type=float, default=_DEFAULTS["lm_weight"], help="weight of the character LM's log10 p"
+    )
+    p.add_argument(
+        "--word-lm", help="word n-gram LM: 'cmu' (CMU US-English 3-gram in pocketsphinx) or an ARPA file"
+    )
+    p.add_argument(
+        "--word-lm-weight",
+        type=float,
+        default=_DEFAULTS["word_lm_weight"],
+        help="weight of the word LM's log10 p",
+    )
+    p.add_argument(
+        "--oov-score",
+        type=float,
+        default=_DEFAULTS["oov_score"],
+        help="word LM log10 score of an unknown word",
+    )
+    p.add_argument("--neural-lm", help="neural character LM (`htrlab lm train-neural`)")
+    p.add_argument(
+        "--neural-lm-weight",
+        type=float,
+        default=_DEFAULTS["neural_lm_weight"],
+        help="weight of the neural LM's log10 p",
+    )
+    p.add_argument(
+        "--word-score", type=float, default=_DEFAULTS["word_score"], help="beta: score added per word"
+    )
+    p.add_argument("--beam-size", type=int, default=_DEFAULTS["beam_size"])
+    p.add_argument(
+        "--rescore-lm",
+        default=_DEFAULTS["rescore_lm"],
+        help="causal LM for rescore: smollm2 or a model directory",
+    )
+    p.add_argument(
+        "--rescore-weight",
+        type=float,
+        default=_DEFAULTS["rescore_weight"],
+        help="weight of the LLM's log10 p",
+    )
+    p.add_argument(
+        "--length-bonus",
+        type=float,
+        default=_DEFAULTS["length_bonus"],
+        help="rescoring score added per character",
+    )
+    p.add_argument("--nbest", type=int, default=_DEFAULTS["nbest"], help="readings per line for rescore")
+    p.add_argument(
+        "--decoding",
+        help="JSON of tuned settings (from `htrlab lm tune`); its values replace the defaults of these options",
+    )
 
 
-def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False) -> Any:
-    """The decoder the options ask for (``None`` = greedy); an --lm that the decoder would not use is an error
-    unless ``lm_unused_ok`` (several decoders share the options)."""
+_LLM_CACHE: dict[str, Any] = {}
+
+
+def apply_decoding_file(args: Any, parser_defaults: dict[str, Any] | None = None) -> None:
+    """Fill decoder options from ``--decoding FILE`` (keys are option names with underscores); options given
+    on the command line (different from their defaults) win."""
+    import json
+
     from htrlab.errors import ConfigError
 
-    if args.decoder == "greedy":
-        if args.lm and not lm_unused_ok:
-            raise ConfigError("--lm needs --decoder beam+lm")
+    path = getattr(args, "decoding", None)
+    if not path:
+        return
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--decoding {path}: cannot read JSON: {exc}") from exc
+    settings = doc.get("settings", doc)
+    defaults = parser_defaults or {}
+    for k, v in settings.items():
+        if hasattr(args, k) and (k not in defaults or getattr(args, k) == defaults[k]):
+            setattr(args, k, v)
+
+
+def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str | None = None) -> Any:
+    """The decoder ``name`` (default ``args.decoder``) with the options' settings; ``None`` = greedy.
+
+    An LM option that the decoder would not use is an error unless ``lm_unused_ok`` (several decoders share
+    the options)."""
+    from htrlab.errors import ConfigError
+
+    if not getattr(args, "_decoding_applied", False):
+        apply_decoding_file(args, _DEFAULTS)
+        args._decoding_applied = True
+    name = name or args.decoder
+    head, *parts = name.split("+")
+    if head not in ("greedy", "beam", "rescore") or any(p not in _LM_PARTS for p in parts):
+        raise ConfigError(f"unknown decoder {name!r}: {DECODER_HELP}")
+    given = {"char": args.lm, "word": args.word_lm, "neural": args.neural_lm}
+    if head == "greedy":
+        if parts:
+            raise ConfigError(f"decoder {name!r}: language models need a beam search (beam+...)")
+        if any(given.values()) and not lm_unused_ok:
+            raise ConfigError(
+                "--lm/--word-lm/--neural-lm need --decoder beam+lm (or beam+char, beam+word, ...)"
+            )
         return None
+    if "lm" in parts:
+        use = {k for k, v in given.items() if v}
+        if not use:
+            raise ConfigError(f"decoder {name!r} needs a language model: --lm, --word-lm and/or --neural-lm")
+    else:
+        use = set(parts)
+        missing = [p for p in use if not given[p]]
+        if missing:
+            opt = {"char": "--lm", "word": "--word-lm", "neural": "--neural-lm"}
+            raise ConfigError(f"decoder {name!r} needs {', '.join(opt[m] for m in missing)}")
+    unused = [k for k, v in given.items() if v and k not in use]
+    if unused and not lm_unused_ok:
+        raise ConfigError(
+            f"decoder {name!r} does not use the {', '.join(unused)} LM given; name it (e.g. beam+char+word) "
+            "or use beam+lm for every LM given"
+        )
     from htrlab.decoding.beam import BeamConfig, BeamDecoder
 
-    if args.decoder == "beam+lm" and not args.lm:
-        raise ConfigError("--decoder beam+lm needs --lm LM.arpa (build one with `htrlab lm build`)")
-    if args.decoder == "beam" and args.lm and not lm_unused_ok:
-        raise ConfigError("--lm is used by --decoder beam+lm; --decoder beam searches without an LM")
     cfg = BeamConfig(
         beam_size=args.beam_size,
-        lm_weight=args.lm_weight if args.decoder == "beam+lm" else 0.0,
-        word_score=args.word_score if args.decoder == "beam+lm" else 0.0,
+        lm_weight=args.lm_weight if "char" in use else 0.0,
+        word_score=args.word_score if use else 0.0,
+        word_lm_weight=args.word_lm_weight if "word" in use else 0.0,
+        neural_lm_weight=args.neural_lm_weight if "neural" in use else 0.0,
     )
-    return BeamDecoder(charset, cfg, args.lm if args.decoder == "beam+lm" else None)
+    word_lm = neural_lm = None
+    if "word" in use:
+        from htrlab.lm.word import WordNgram
+
+        word_lm = WordNgram(args.word_lm, oov_log10=args.oov_score)
+    if "neural" in use:
+        from htrlab.lm.neural import CharLSTMLM
+
+        neural_lm = CharLSTMLM.load(args.neural_lm)
+    beam = BeamDecoder(charset, cfg, args.lm if "char" in use else None, word_lm, neural_lm)
+    if head == "beam":
+        return beam
+    from htrlab.decoding.rescore import CausalLMScorer, RescoreConfig, RescoreDecoder
+
+    if args.rescore_lm not in _LLM_CACHE:
+        _LLM_CACHE[args.rescore_lm] = CausalLMScorer(args.rescore_lm)
+    rcfg = RescoreConfig(nbest=args.nbest, weight=args.rescore_weight, length_bonus=args.length_bonus)
+    return RescoreDecoder(beam, _LLM_CACHE[args.rescore_lm], rcfg)

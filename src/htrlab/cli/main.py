@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "htrlab.cli.train",
     "evaluate": "htrlab.cli.evaluate",
     "recognize": "htrlab.cli.recognize",
+    "segment": "htrlab.cli.segment",
     "models": "htrlab.cli.models",
     "export": "htrlab.cli.export",
     "synth": "htrlab.cli.synth",

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from htrlab.cli.common import add_decoder_options, add_on_error, make_decoder, write_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("recognize", help="read text line images (default: the bundled example lines)")
-    p.add_argument("images", nargs="*", help="line images; none = the bundled examples")
+    p = sub.add_parser(
+        "recognize",
+        help="read images: words, lines, paragraphs or pages (default: the bundled example lines)",
+    )
+    p.add_argument("images", nargs="*", help="images; none = the bundled examples")
     p.add_argument(
         "-m",
         "--model",
@@ -26,40 +31,76 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="auto: onnxruntime for .onnx files, PyTorch otherwise",
     )
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
-    p.add_argument("--format", choices=["text", "jsonl"], default="text")
+    p.add_argument(
+        "--layout",
+        choices=["auto", "word", "line", "page"],
+        default="auto",
+        help="auto: find the lines and read a page / paragraph when there are several, else one line; "
+        "word / line: the image is one line; page: always segment",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "jsonl", "page-xml", "alto"],
+        default="text",
+        help="text: PATH<TAB>TEXT<TAB>CONFIDENCE per line read; jsonl: one object per image with its lines, "
+        "boxes, baselines and confidences; page-xml / alto: one XML file per image (into -o DIR)",
+    )
+    p.add_argument(
+        "--show", help="PNG with the found lines and their text drawn (a folder for several images)"
+    )
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("-o", "--output", help="write results here instead of stdout")
+    p.add_argument("-o", "--output", help="write results here instead of stdout (a folder for page-xml/alto)")
     add_decoder_options(p)
     add_on_error(p)
     p.set_defaults(func=run)
+
+
+def _show_path(show: str, image: Path, several: bool) -> Path:
+    target = Path(show)
+    if several or target.is_dir() or not target.suffix:
+        return target / f"{image.stem}.lines.png"
+    return target
 
 
 def run(args: argparse.Namespace) -> int:
     from htrlab.bundled import default_checkpoint, example_images
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
-    from htrlab.errors import DataError
+    from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import predict
+    from htrlab.segment.read import lines_of
 
     paths = [Path(p) for p in args.images] or example_images()
+    if args.format in ("page-xml", "alto") and not args.output:
+        raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
     ckpt = default_checkpoint(args.engine) if args.model == "default" else Path(args.model)
     engine = load_engine(ckpt, args.engine, args.threads)
-    images, ok_paths, failed = [], [], {}
+    decoder = make_decoder(args, engine.charset)
+    pages: dict[Path, tuple[Any, str, Any]] = {}
+    images: list[Any] = []
+    owners: list[tuple[Path, int]] = []
+    failed: dict[Path, str] = {}
     for p in paths:
         try:
-            images.append(preprocess(load_gray(p), engine.preprocess, str(p)))
-            ok_paths.append(p)
+            gray = load_gray(p)
+            layout, crops, mode = lines_of(gray, args.layout, source=str(p))
+            batch = [preprocess(c, engine.preprocess, f"{p} line {k + 1}") for k, c in enumerate(crops)]
         except DataError as exc:
             if args.on_error == "error":
                 raise DataError(
                     f"{exc} (use --on-error skip to read the other images and report this one)"
                 ) from exc
             failed[p] = str(exc)
-    decoder = make_decoder(args, engine.charset)
+            continue
+        pages[p] = (layout, mode, gray)
+        owners += [(p, k) for k in range(len(batch))]
+        images += batch
     decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
-    preds = dict(zip(ok_paths, decoded))
-    out = []
+    for (p, k), d in zip(owners, decoded):
+        line = pages[p][0].lines[k]
+        line.text, line.confidence = d.text, d.confidence
+    out: list[str] = []
     for p in paths:
         if p in failed:
             out.append(
@@ -67,18 +108,53 @@ def run(args: argparse.Namespace) -> int:
                 if args.format == "jsonl"
                 else f"{p}\tERROR: {failed[p]}"
             )
+            continue
+        layout, mode, gray = pages[p]
+        if args.show:
+            from htrlab.segment.draw import draw_layout
+
+            draw_layout(gray, layout, _show_path(args.show, p, len(paths) > 1))
+        if args.format == "jsonl":
+            out.append(json.dumps(_as_json(p, layout, mode), ensure_ascii=False))
+        elif args.format == "text":
+            out += [f"{p}\t{ln.text}\t{ln.confidence or 0.0:.3f}" for ln in layout.lines]
         else:
-            d = preds[p]
-            out.append(
-                json.dumps(
-                    {"path": str(p), "text": d.text, "confidence": round(d.confidence, 4)}, ensure_ascii=False
-                )
-                if args.format == "jsonl"
-                else f"{p}\t{d.text}\t{d.confidence:.3f}"
-            )
-    write_output("\n".join(out), args.output)
+            from htrlab.segment.export import write_alto, write_page_xml
+
+            write = write_page_xml if args.format == "page-xml" else write_alto
+            target = Path(args.output) / f"{p.stem}.xml"
+            rel = os.path.relpath(p.resolve(), target.parent.resolve())
+            out.append(str(write(layout, rel, target)))
+    if args.format in ("page-xml", "alto"):
+        print("\n".join(out), file=sys.stderr)
+    else:
+        write_output("\n".join(out), args.output)
     if failed:
         print(
             f"{len(failed)} of {len(paths)} images could not be read (listed in the output)", file=sys.stderr
         )
-    return 1 if failed and not preds else 0
+    return 1 if failed and not pages else 0
+
+
+def _as_json(path: Path, layout: Any, mode: str) -> dict[str, Any]:
+    lines = layout.lines
+    confs = [ln.confidence for ln in lines if ln.confidence is not None]
+    return {
+        "path": str(path),
+        "layout": mode,
+        "text": "\n".join(ln.text for ln in lines),
+        "confidence": round(min(confs), 4) if confs else 0.0,
+        "width": layout.width,
+        "height": layout.height,
+        "lines": [
+            {
+                "id": ln.id,
+                "text": ln.text,
+                "confidence": round(ln.confidence or 0.0, 4),
+                "box": list(ln.box),
+                "polygon": ln.polygon.tolist(),
+                "baseline": ln.baseline.tolist(),
+            }
+            for ln in lines
+        ],
+    }

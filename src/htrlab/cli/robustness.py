@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "robustness", help="CER under each damage operation x severity x decoder (tables, plot)"
     )
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="checkpoint, ONNX export, or 'default' (the bundled model)")
     p.add_argument("dataset")
     p.add_argument("--split", default="test")
     p.add_argument(
@@ -25,7 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--decoders",
         default="greedy",
-        help="comma-separated: greedy, beam, beam+lm (needs --lm); greedy first",
+        help="comma-separated decoder names (see `htrlab evaluate --help`: greedy, beam, beam+char, beam+word, "
+        "beam+neural, beam+lm, rescore+char, ...); greedy first",
     )
     add_beam_options(p)
     p.add_argument("--max-lines", type=int, default=0, help="at most N lines (0 = all)")
@@ -35,11 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from htrlab.bundled import default_checkpoint
     from htrlab.cli.common import make_decoder
     from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
-    from htrlab.evaluate.robustness import DECODERS, run_robustness, write_outputs
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.evaluate.robustness import run_robustness, write_outputs
 
     try:
         severities = [int(s) for s in args.severities.split(",") if s.strip()]
@@ -49,14 +51,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--severities must be integers 1..5, got {args.severities!r}")
     ops = [o.strip() for o in args.ops.split(",") if o.strip()]
     names = [d.strip() for d in args.decoders.split(",") if d.strip()]
-    unknown = [d for d in names if d not in DECODERS]
-    if unknown:
-        raise ConfigError(f"unknown decoders {unknown}; available: {', '.join(DECODERS)}")
-    loaded = load_checkpoint(args.checkpoint)
-    decoders = {}
-    for name in names:
-        args.decoder = name
-        decoders[name] = make_decoder(args, loaded.charset, lm_unused_ok=True) if name != "greedy" else None
+    if not names or names[0] != "greedy":
+        names = ["greedy", *[n for n in names if n != "greedy"]]  # the reference of the relative reductions
+    loaded = load_engine(default_checkpoint() if args.checkpoint == "default" else args.checkpoint)
+    decoders = {name: make_decoder(args, loaded.charset, lm_unused_ok=True, name=name) for name in names}
     grays, refs = load_split_images(args.dataset, args.split, args.max_lines)
     print(
         f"robustness: {len(refs)} lines x ({len(ops)} ops x {len(severities)} severities + clean) x "

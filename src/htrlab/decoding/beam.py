@@ -36,6 +36,8 @@ class BeamConfig:
     beam_threshold: float = 30.0  # drop hypotheses this far (log) below the best
     lm_weight: float = 0.0  # alpha: weight of the LM's log10 probability (KenLM's unit)
     word_score: float = 0.0  # beta: added per word (a space, and the line's end)
+    word_lm_weight: float = 0.0  # weight of a word n-gram's log10 p (fusion, see htrlab.decoding.fusion)
+    neural_lm_weight: float = 0.0  # weight of a neural character LM's log10 p
 
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.token_beam < 0 or self.beam_threshold <= 0:
@@ -76,10 +78,22 @@ class BeamDecoder:
         charset: the model's characters (class 0 is the CTC blank).
         cfg: beam settings.
         lm: path of an ARPA (or KenLM binary) character LM whose tokens are the charset's characters with the
-            space written ``|`` (see :mod:`htrlab.lm.ngram`), or ``None``.
+            space written ``|`` (see :mod:`htrlab.lm.ngram`), or ``None``; weighted by ``cfg.lm_weight``.
+        word_lm: a :class:`htrlab.lm.word.WordNgram`, weighted by ``cfg.word_lm_weight``.
+        neural_lm: a :class:`htrlab.lm.neural.CharLSTMLM`, weighted by ``cfg.neural_lm_weight``.
+
+    A character LM alone runs inside flashlight (C++); with a word or neural LM the models are summed by
+    :func:`htrlab.decoding.fusion.make_fusion_lm` in Python, which is slower.
     """
 
-    def __init__(self, charset: Charset, cfg: BeamConfig | None = None, lm: str | Path | None = None):
+    def __init__(
+        self,
+        charset: Charset,
+        cfg: BeamConfig | None = None,
+        lm: str | Path | None = None,
+        word_lm: Any = None,
+        neural_lm: Any = None,
+    ):
         dec, dic = _flashlight()
         self.charset = charset
         self.cfg = cfg or BeamConfig()
@@ -88,12 +102,20 @@ class BeamDecoder:
         for ch in charset.symbols:
             self.tokens.add_entry("|" if ch == " " else ch)
         self.space = charset.encode(" ")[0] if " " in charset else -1
-        self.lm = dec.ZeroLM() if lm is None else _kenlm(Path(lm), charset, self.tokens)
+        lm_weight = self.cfg.lm_weight
+        if word_lm is not None or neural_lm is not None:
+            from htrlab.decoding.fusion import FusionWeights, make_fusion_lm
+
+            weights = FusionWeights(self.cfg.lm_weight, self.cfg.word_lm_weight, self.cfg.neural_lm_weight)
+            self.lm = make_fusion_lm(charset, self.tokens, weights, lm, word_lm, neural_lm)
+            lm_weight = 1.0  # the weights are applied inside the fusion LM
+        else:
+            self.lm = dec.ZeroLM() if lm is None else _kenlm(Path(lm), charset, self.tokens)
         opts = dec.LexiconFreeDecoderOptions(
             beam_size=self.cfg.beam_size,
             beam_size_token=self.cfg.token_beam or len(charset),
             beam_threshold=self.cfg.beam_threshold,
-            lm_weight=self.cfg.lm_weight,
+            lm_weight=lm_weight,
             sil_score=self.cfg.word_score,
             log_add=False,
             criterion_type=dec.CriterionType.CTC,

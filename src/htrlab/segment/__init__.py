@@ -1,0 +1,5 @@
+"""Finding text lines in page, paragraph and photo images, and writing them as PAGE-XML or ALTO."""
+
+from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine, segment_lines
+
+__all__ = ["PageLayout", "SegmentConfig", "TextLine", "segment_lines"]
