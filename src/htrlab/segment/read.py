@@ -50,13 +50,37 @@ def crop_line(page: np.ndarray, line: TextLine, margin: float = 4.0) -> np.ndarr
             m[0, 2] += nw / 2 - w / 2
             m[1, 2] += nh / 2 - h / 2
             crop = cv2.warpAffine(crop, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=int(paper))
-    # trim paper rows/columns left around the ink by the rotation and the margin
-    _, ink = ink_map(crop) if min(crop.shape) >= 8 else (None, crop < paper - 40)
+    return trim_to_ink(crop, paper)
+
+
+def trim_to_ink(gray: np.ndarray, paper: int | None = None, pad: int = 4) -> np.ndarray:
+    """Cut the paper margins around the ink (keeping ``pad`` pixels): recognizers are trained on tight line
+    crops, and a line in a wide margin would be shrunk by the height normalisation."""
+    if gray.size == 0:
+        return gray
+    if min(gray.shape) >= 8:
+        _, ink = ink_map(gray)
+    else:
+        ink = gray < (background_level(gray) if paper is None else paper) - 40
     ys, xs = np.nonzero(ink)
-    if len(xs):
-        pad = 4
-        crop = crop[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
-    return crop
+    if not len(xs):
+        return gray
+    return gray[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
+
+
+def _ink_height_in_chars(gray: np.ndarray) -> float:
+    """How many character heights the ink spans vertically; the character height here is the area-weighted
+    median height of the ink's components, which broken strokes and specks do not pull down."""
+    _, binary = ink_map(gray)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return 0.0
+    heights, areas = stats[1:, 3].astype(float), stats[1:, 4].astype(float)
+    order = np.argsort(heights)
+    cum = np.cumsum(areas[order])
+    char_h = heights[order][np.searchsorted(cum, cum[-1] / 2)]
+    rows = np.nonzero(binary.any(1))[0]
+    return float(rows.max() - rows.min() + 1) / max(char_h, 1.0)
 
 
 def lines_of(
@@ -66,20 +90,21 @@ def lines_of(
 
     ``word`` and ``line`` read the whole image as one line; ``page`` finds the lines; ``auto`` finds them and
     reads the whole image as one line when fewer than two of them hold at least 30 % of the ink of the
-    largest (remnants of neighbouring lines in a line crop are not lines), or when the image is less than 1.8
-    times as tall as its lines.
+    largest (remnants of neighbouring lines in a line crop are not lines), when the image is less than 1.8
+    times as tall as its lines, or when its ink spans less than 3.5 character heights (a word or one line).
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     h, w = gray.shape
     if layout in ("word", "line"):
-        return PageLayout(w, h, [whole_image_line(gray)]), [gray], "line"
+        return PageLayout(w, h, [whole_image_line(gray)]), [trim_to_ink(gray)], "line"
     found = segment_lines(gray, cfg, source)
     most = max((ln.ink for ln in found.lines), default=0)
     substantial = [ln for ln in found.lines if ln.ink >= 0.3 * most]
     line_h = float(np.median([ln.box[3] for ln in substantial])) if substantial else float(h)
-    if layout == "auto" and (len(substantial) < 2 or h < 1.8 * line_h):
-        line = whole_image_line(gray)
-        found.lines = [line]
-        return found, [gray], "line"
+    if layout == "auto" and (
+        len(substantial) < 2 or h < 1.8 * line_h or _ink_height_in_chars(gray) < 3.5
+    ):
+        found.lines = [whole_image_line(gray)]
+        return found, [trim_to_ink(gray)], "line"
     return found, [crop_line(gray, ln) for ln in found.lines], "page"
