@@ -29,7 +29,7 @@ from htrlab.data.readers.pagexml import read_page_file
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
-from htrlab.segment.evaluate import DetectionScore, match_lines
+from htrlab.segment.evaluate import DetectionScore, iou_matrix, match_lines
 from htrlab.segment.read import lines_of
 
 
@@ -52,7 +52,7 @@ def main() -> int:
         default_checkpoint() if args.model == "default" else args.model, "auto", args.threads
     )
     total = DetectionScore(0, 0, 0, 0.0)
-    refs, e2e_hyps, gt_hyps, per_page = [], [], [], []
+    refs, e2e_hyps, gt_hyps, ordered_hyps, per_page = [], [], [], [], []
     seg_s = 0.0
     for name in pages:
         xml = root / "pages" / f"{name}.xml"
@@ -61,9 +61,8 @@ def main() -> int:
         t0 = time.perf_counter()
         layout, crops, _ = lines_of(gray, "page", source=str(xml))
         seg_s += time.perf_counter() - t0
-        score = match_lines(
-            [ln.polygon for ln in layout.lines], [s.polygon for s in samples if s.polygon is not None]
-        )
+        polys = [s.polygon for s in samples if s.polygon is not None]
+        score = match_lines([ln.polygon for ln in layout.lines], polys)
         total = total + score
         ref = " ".join(s.text for s in samples if s.text)
         hyp = predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in crops])
@@ -73,6 +72,15 @@ def main() -> int:
         )
         refs.append(ref)
         e2e_hyps.append(" ".join(d.text for d in hyp if d.text))
+        # the same readings put in the ground truth's line order (each found line at the position of the
+        # reference line it overlaps most; the rest after), to separate reading-order disagreements
+        # (the transcribers' order is not always top to bottom) from segmentation errors
+        iou = iou_matrix([ln.polygon for ln in layout.lines], polys) if layout.lines and polys else None
+        keyed = []
+        for k, d in enumerate(hyp):
+            j = int(iou[k].argmax()) if iou is not None and iou[k].max() > 0 else len(polys)
+            keyed.append((j, k, d.text))
+        ordered_hyps.append(" ".join(t for _, _, t in sorted(keyed) if t))
         gt_hyps.append(" ".join(d.text for d in gt_pred))
         c_e, c_g = count_errors([ref], [e2e_hyps[-1]]), count_errors([ref], [gt_hyps[-1]])
         per_page.append(
@@ -92,6 +100,7 @@ def main() -> int:
             file=sys.stderr,
         )
     e2e, gt = count_errors(refs, e2e_hyps), count_errors(refs, gt_hyps)
+    ordered = count_errors(refs, ordered_hyps)
     summary = {
         "pages": len(pages),
         "precision": total.precision,
@@ -100,6 +109,7 @@ def main() -> int:
         "mean_iou_matched": total.mean_iou,
         "page_cer_end_to_end": e2e.cer,
         "page_wer_end_to_end": e2e.wer,
+        "page_cer_end_to_end_in_reference_order": ordered.cer,
         "page_cer_gt_crops": gt.cer,
         "page_wer_gt_crops": gt.wer,
         "segmentation_s_per_page": seg_s / max(len(pages), 1),

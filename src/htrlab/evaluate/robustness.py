@@ -108,9 +108,12 @@ def write_outputs(rows: Sequence[RobustnessRow], out_dir: str | Path) -> dict[st
                 found = cell.get((op, s, d))
                 txt = f"{100 * found.cer:.2f}" if found else "-"
                 if found and found.cer_reduction_vs_greedy is not None:
-                    txt += f" ({100 * found.cer_reduction_vs_greedy:+.0f}%)"
+                    txt += f" ({-100 * found.cer_reduction_vs_greedy:+.0f} %)"
                 vals.append(txt)
             md.append(f"| {op} | {d} | " + " | ".join(vals) + " |")
+    md.append("")
+    md.append("In brackets: the relative change of CER against greedy decoding on the same images (negative: the")
+    md.append("decoder lowers CER).")
     paths["md"].write_text("\n".join(md) + "\n", encoding="utf-8")
     import matplotlib
 
