@@ -47,6 +47,19 @@ def main() -> int:
     ap.add_argument("--alphas", default="0.3,0.6,1.0", help="grid of every LM weight")
     ap.add_argument("--betas", default="0,1.5", help="grid of the word score")
     ap.add_argument("--beam-size", type=int, default=8)
+    ap.add_argument("--token-beam", type=int, default=0, help="tokens tried per frame (0 = all)")
+    ap.add_argument(
+        "--neural-token-beam",
+        type=int,
+        default=12,
+        help="tokens per frame for the neural LM row (it is slow)",
+    )
+    ap.add_argument("--tune-lines", type=int, default=0, help="tune on the first N val lines (0 = all val)")
+    ap.add_argument(
+        "--rows",
+        default="greedy,beam,char,word-cmu,word,char+word,neural,rescore",
+        help="which decoders to measure (their LMs must be given)",
+    )
     ap.add_argument("--nbest", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-lines", type=int, default=0)
@@ -71,6 +84,7 @@ def main() -> int:
     def options(**kw: Any) -> argparse.Namespace:
         ns = argparse.Namespace(**_DEFAULTS)
         ns.beam_size = args.beam_size
+        ns.token_beam = args.token_beam
         ns.nbest = args.nbest
         ns._decoding_applied = True
         for k, v in kw.items():
@@ -84,8 +98,23 @@ def main() -> int:
 
     rows: list[dict[str, Any]] = []
 
+    def save() -> None:
+        if args.json:
+            meta = {
+                **run_facts(),
+                "model": str(path),
+                "beam_size": args.beam_size,
+                "token_beam": args.token_beam,
+                "tune_lines": args.tune_lines or len(data["val"][0]),
+                "network_lines_per_s": {s: len(d[1]) / d[2] for s, d in data.items()},
+                "lines": {s: len(d[1]) for s, d in data.items()},
+            }
+            Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
+
     def run(label: str, ns: argparse.Namespace, grid: dict[str, list[float]]) -> argparse.Namespace:
         refs, ems, _ = data["val"]
+        if args.tune_lines:
+            refs, ems = refs[: args.tune_lines], ems[: args.tune_lines]
         t0 = time.perf_counter()
 
         def build(settings: dict[str, float]) -> Any:
@@ -122,27 +151,31 @@ def main() -> int:
         return ns
 
     a, b = _floats(args.alphas), _floats(args.betas)
-    run("greedy", options(decoder="greedy"), {})
-    run("beam", options(decoder="beam"), {})
+    want = {r.strip() for r in args.rows.split(",") if r.strip()}
+    if "greedy" in want:
+        run("greedy", options(decoder="greedy"), {})
+    if "beam" in want:
+        run("beam", options(decoder="beam"), {})
     char_ns = None
-    if args.char_lm:
+    if args.char_lm and want & {"char", "char+word", "rescore"}:
         char_ns = run(
             "beam + char 6-gram",
             options(decoder="beam+char", lm=args.char_lm),
             {"lm_weight": a, "word_score": b},
         )
-    run(
-        "beam + word 3-gram (CMU)",
-        options(decoder="beam+word", word_lm="cmu"),
-        {"word_lm_weight": a, "word_score": b},
-    )
-    if args.word_lm:
+    if "word-cmu" in want:
+        run(
+            "beam + word 3-gram (CMU)",
+            options(decoder="beam+word", word_lm="cmu"),
+            {"word_lm_weight": a, "word_score": b},
+        )
+    if args.word_lm and "word" in want:
         run(
             "beam + word 3-gram (Brown + Hooker train)",
             options(decoder="beam+word", word_lm=args.word_lm),
             {"word_lm_weight": a, "word_score": b},
         )
-    if char_ns is not None:
+    if char_ns is not None and "char+word" in want:
         run(
             "beam + char 6-gram + word 3-gram (CMU)",
             options(
@@ -154,19 +187,21 @@ def main() -> int:
             ),
             {"word_lm_weight": [0.1, 0.3]},
         )
-    if args.neural_lm:
+    if args.neural_lm and "neural" in want:
         run(
             "beam + neural char LM",
-            options(decoder="beam+neural", neural_lm=args.neural_lm),
+            options(decoder="beam+neural", neural_lm=args.neural_lm, token_beam=args.neural_token_beam),
             {"neural_lm_weight": a, "word_score": b},
         )
-    if args.rescore_lm:
+    if args.rescore_lm and "rescore" in want:
         t0 = time.perf_counter()
         scorer = CausalLMScorer(args.rescore_lm)
         base = char_ns or options(decoder="beam")
         beam = make_decoder(base, cs)
         rd = RescoreDecoder(beam, scorer, RescoreConfig(nbest=args.nbest))
         refs, ems, _ = data["val"]
+        if args.tune_lines:
+            refs, ems = refs[: args.tune_lines], ems[: args.tune_lines]
         lists = [rd.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in ems]
         llm = [scorer.log10_probs([t for t, _ in c]) for c in lists]
         (w, lb, _), pts = tune_rescoring(
@@ -201,8 +236,9 @@ def main() -> int:
             }
         )
         print(rows[-2]["decoder"], rows[-2]["chosen_on_val"], rows[-2]["test"], file=sys.stderr)
+        save()
 
-    greedy = rows[0]["test"]["cer"]
+    greedy = next((r["test"]["cer"] for r in rows if r["name"] == "greedy"), float("nan"))
     print(
         "| decoder | chosen on val | val CER % | test CER % | test WER % | rel. CER change vs greedy "
         "| decoding lines/s |\n|---|---|---:|---:|---:|---:|---:|"
@@ -214,15 +250,7 @@ def main() -> int:
             f"{100 * r['test']['wer']:.2f} | {100 * (r['test']['cer'] - greedy) / greedy:+.1f} % | "
             f"{r['test']['decode_lines_per_s']:.1f} |"
         )
-    if args.json:
-        meta = {
-            **run_facts(),
-            "model": str(path),
-            "beam_size": args.beam_size,
-            "network_lines_per_s": {s: len(d[1]) / d[2] for s, d in data.items()},
-            "lines": {s: len(d[1]) for s, d in data.items()},
-        }
-        Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
+    save()
     return 0
 
 

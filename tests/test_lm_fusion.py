@@ -223,3 +223,49 @@ def test_decoder_names_and_tuned_settings_on_the_command_line(
     assert main([*ev, "--decoding", str(tuned)]) == 0  # the tuned decoder and its settings
     assert json.loads(capsys.readouterr().out)
     assert main([*tune, "--grid", "nonsense=1", "-o", str(tuned)]) == 2
+
+
+def test_char_lm_fusion_in_trocr_search(tmp_path: Path) -> None:
+    from htrlab.decoding.seq2seq_lm import CharLMFusion
+    from htrlab.lm.ngram import build_char_ngram
+    from htrlab.models import build_model
+    from htrlab.models.trocr import OFFSET
+
+    arpa = build_char_ngram(TEXT * 3, order=4).write_arpa(tmp_path / "lm.arpa")
+    torch.manual_seed(0)
+    model = build_model("trocr-small", len(CS), tiny=True).eval()
+    texts = model.token_texts(CS)
+    assert texts[: OFFSET + 1] == ["", "", ""] and texts[CS.encode("c")[0] + OFFSET] == "c"
+    # the processor alone: after "the ", equal model scores for c and h; the LM prefers "the c"
+    fusion = CharLMFusion(arpa, texts, model.eos, weight=1.0, top_k=len(texts))
+    prefix = [1, *[CS.encode(ch)[0] + OFFSET for ch in "the "]]
+    scores = torch.zeros(1, len(texts))
+    out = fusion(torch.tensor([prefix]), scores)
+    c, h = CS.encode("c")[0] + OFFSET, CS.encode("h")[0] + OFFSET
+    assert out[0, c] > out[0, h]
+    assert torch.equal(
+        CharLMFusion(arpa, texts, model.eos, weight=0.0)(torch.tensor([prefix]), scores), scores
+    )
+    # inside generate: weight 0 changes nothing; a strong LM changes what is read
+    s = model.cfg.input_height
+    images = torch.rand(2, 1, s, s)
+    plain = model.generate(images, CS, num_beams=3)[0]
+    zero = model.generate(
+        images, CS, num_beams=3, logits_processor=[CharLMFusion(arpa, texts, model.eos, 0.0)]
+    )[0]
+    assert plain == zero
+    strong = model.generate(
+        images, CS, num_beams=3, logits_processor=[CharLMFusion(arpa, texts, model.eos, 50.0)]
+    )
+    assert all(set(t) <= set("".join(TEXT)) for t in strong[0])
+    # through predict(): a beam decoder's size and character LM carry over to the autoregressive search
+    from htrlab.errors import ConfigError
+    from htrlab.evaluate.inference import predict
+
+    arrays = [np.random.default_rng(i).random((s, s)).astype(np.float32) for i in range(2)]
+    fused = predict(model, CS, arrays, decoder=BeamDecoder(CS, BeamConfig(beam_size=2, lm_weight=50.0), arpa))
+    assert len(fused) == 2 and all(set(d.text) <= set("".join(TEXT)) for d in fused)
+    build_word_ngram(TEXT, tmp_path / "w.arpa")
+    word = BeamDecoder(CS, BeamConfig(word_lm_weight=1.0), word_lm=WordNgram(tmp_path / "w.arpa"))
+    with pytest.raises(ConfigError, match="character n-gram"):
+        predict(model, CS, arrays, decoder=word)

@@ -48,6 +48,7 @@ _DEFAULTS: dict[str, Any] = {
     "neural_lm_weight": 0.5,
     "word_score": 0.0,
     "beam_size": 16,
+    "token_beam": 0,
     "rescore_lm": "smollm2",
     "rescore_weight": 0.3,
     "length_bonus": 0.5,
@@ -93,6 +94,12 @@ def add_beam_options(p: Any) -> None:
         "--word-score", type=float, default=_DEFAULTS["word_score"], help="beta: score added per word"
     )
     p.add_argument("--beam-size", type=int, default=_DEFAULTS["beam_size"])
+    p.add_argument(
+        "--token-beam",
+        type=int,
+        default=_DEFAULTS["token_beam"],
+        help="characters tried per frame, most likely first (0 = all; 10-15 speeds up word/neural LMs)",
+    )
     p.add_argument(
         "--rescore-lm",
         default=_DEFAULTS["rescore_lm"],
@@ -184,6 +191,7 @@ def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str 
 
     cfg = BeamConfig(
         beam_size=args.beam_size,
+        token_beam=getattr(args, "token_beam", 0),
         lm_weight=args.lm_weight if "char" in use else 0.0,
         word_score=args.word_score if use else 0.0,
         word_lm_weight=args.word_lm_weight if "word" in use else 0.0,

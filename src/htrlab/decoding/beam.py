@@ -96,6 +96,8 @@ class BeamDecoder:
     ):
         dec, dic = _flashlight()
         self.charset = charset
+        self.lm_path = Path(lm) if lm is not None else None
+        self.word_lm, self.neural_lm = word_lm, neural_lm
         self.cfg = cfg or BeamConfig()
         self.tokens = dic.Dictionary()
         self.tokens.add_entry("<blank>")

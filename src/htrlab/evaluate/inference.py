@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from htrlab.data.batching import bucket_batches, collate
 from htrlab.decoding.greedy import Decoded, greedy_decode
+from htrlab.errors import ConfigError
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import normalize_text
 
@@ -64,7 +66,7 @@ def predict(
     if isinstance(model, nn.Module):
         model.eval()
     if module is not None and getattr(module, "seq2seq", False):
-        return _predict_seq2seq(module, charset, images, batch_size, device)
+        return _predict_seq2seq(module, charset, images, batch_size, device, decoder)
     return decode_emissions(emissions(model, images, batch_size, device), charset, decoder)
 
 
@@ -108,13 +110,30 @@ def _predict_seq2seq(
     images: Sequence[np.ndarray],
     batch_size: int,
     device: str | torch.device,
+    decoder: Any = None,
 ) -> list[Decoded]:
-    """Autoregressive models (TrOCR): batched greedy or beam generation."""
+    """Autoregressive models (TrOCR): batched greedy or beam generation. A beam decoder's settings carry over:
+    its beam size, and its character LM fused into the search (:mod:`htrlab.decoding.seq2seq_lm`)."""
     model.eval()
+    beams, processors = None, []
+    if decoder is not None:
+        cfg = getattr(decoder, "cfg", None)
+        if getattr(decoder, "word_lm", None) is not None or getattr(decoder, "neural_lm", None) is not None:
+            raise ConfigError("autoregressive models fuse a character n-gram LM only (--decoder beam+char)")
+        if not hasattr(decoder, "lm_path") or cfg is None:
+            raise ConfigError("autoregressive models take --decoder greedy, beam or beam+char")
+        beams = cfg.beam_size
+        if decoder.lm_path is not None and cfg.lm_weight:
+            from htrlab.decoding.seq2seq_lm import CharLMFusion
+
+            eos = int(getattr(model, "eos", 2))
+            processors.append(CharLMFusion(decoder.lm_path, model.token_texts(charset), eos, cfg.lm_weight))  # type: ignore[operator]
     results: list[Decoded | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
-        texts, confs = model.generate(batch.images.to(device), charset)  # type: ignore[operator]
+        texts, confs = model.generate(  # type: ignore[operator]
+            batch.images.to(device), charset, num_beams=beams, logits_processor=processors
+        )
         for i, text, conf in zip(idx, texts, confs):
             results[i] = Decoded(normalize_text(text), conf)
     return [r for r in results if r is not None]

@@ -112,7 +112,9 @@ def write_outputs(rows: Sequence[RobustnessRow], out_dir: str | Path) -> dict[st
                 vals.append(txt)
             md.append(f"| {op} | {d} | " + " | ".join(vals) + " |")
     md.append("")
-    md.append("In brackets: the relative change of CER against greedy decoding on the same images (negative: the")
+    md.append(
+        "In brackets: the relative change of CER against greedy decoding on the same images (negative: the"
+    )
     md.append("decoder lowers CER).")
     paths["md"].write_text("\n".join(md) + "\n", encoding="utf-8")
     import matplotlib

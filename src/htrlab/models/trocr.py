@@ -206,15 +206,27 @@ class TrOCR(nn.Module):
         return loss
 
     @torch.no_grad()
-    def generate(self, images: torch.Tensor, charset: Charset) -> tuple[list[str], list[float]]:
+    def generate(
+        self,
+        images: torch.Tensor,
+        charset: Charset,
+        num_beams: int | None = None,
+        logits_processor: Any = None,
+    ) -> tuple[list[str], list[float]]:
         """Decode a batch: the text of each line and a confidence (geometric mean of the generated tokens'
-        probabilities, end token included). Character models map tokens through ``charset``."""
+        probabilities, end token included). Character models map tokens through ``charset``.
+        ``num_beams`` overrides the configured beam width; ``logits_processor`` (a list) is applied at every
+        step, e.g. :class:`htrlab.decoding.seq2seq_lm.CharLMFusion`."""
+        from transformers import LogitsProcessorList
+
+        beams = num_beams or self.cfg.num_beams
         net: Any = self.net  # transformers' generate() typing does not accept the encoder-decoder class
         out: Any = net.generate(
             pixel_values=self._pixels(images),
             max_length=self.cfg.max_length + 2,
-            num_beams=self.cfg.num_beams,
-            early_stopping=self.cfg.num_beams > 1,
+            num_beams=beams,
+            early_stopping=beams > 1,
+            logits_processor=LogitsProcessorList(logits_processor or []),
             output_scores=True,
             return_dict_in_generate=True,
             decoder_start_token_id=self.start,
@@ -241,6 +253,14 @@ class TrOCR(nn.Module):
             else:
                 texts.append(charset.decode([t - OFFSET for t in keep if t > OFFSET]))
         return texts, confs
+
+    def token_texts(self, charset: Charset) -> list[str]:
+        """The text of every output token ("" for special tokens), for language models over characters."""
+        net: Any = self.net
+        size = int(net.config.decoder.vocab_size)
+        if self.tokenizer is not None:
+            return [self.tokenizer.decode([i], skip_special_tokens=True) for i in range(size)]
+        return ["" if i <= OFFSET else charset.decode([i - OFFSET]) for i in range(size)]
 
 
 @dataclass

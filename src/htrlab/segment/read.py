@@ -102,9 +102,7 @@ def lines_of(
     most = max((ln.ink for ln in found.lines), default=0)
     substantial = [ln for ln in found.lines if ln.ink >= 0.3 * most]
     line_h = float(np.median([ln.box[3] for ln in substantial])) if substantial else float(h)
-    if layout == "auto" and (
-        len(substantial) < 2 or h < 1.8 * line_h or _ink_height_in_chars(gray) < 3.5
-    ):
+    if layout == "auto" and (len(substantial) < 2 or h < 1.8 * line_h or _ink_height_in_chars(gray) < 3.5):
         found.lines = [whole_image_line(gray)]
         return found, [trim_to_ink(gray)], "line"
     return found, [crop_line(gray, ln) for ln in found.lines], "page"
