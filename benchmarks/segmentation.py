@@ -92,6 +92,7 @@ def main() -> int:
                 "f1": score.f1,
                 "page_cer": c_e.cer,
                 "gt_crops_cer": c_g.cer,
+                "page_cer_reference_order": count_errors([ref], [ordered_hyps[-1]]).cer,
             }
         )
         print(

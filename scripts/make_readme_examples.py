@@ -34,11 +34,14 @@ def main() -> int:
     kristi = font("fonts", "Kristi")
     Image.fromarray(render_text("Botany", kristi, rng, hand)).save(out / "word.png")
     Image.fromarray(render_text("The seeds arrived safely at Kew", kristi, rng, hand)).save(out / "line.png")
-    para = [render_text(t, kristi, rng, hand) for t in (
-        "My dear Hooker, the plants you sent",
-        "from the Himalaya are doing well",
-        "in the new glass house this spring.",
-    )]
+    para = [
+        render_text(t, kristi, rng, hand)
+        for t in (
+            "My dear Hooker, the plants you sent",
+            "from the Himalaya are doing well",
+            "in the new glass house this spring.",
+        )
+    ]
     w = max(p.shape[1] for p in para) + 40
     page = np.full((sum(p.shape[0] for p in para) + 12 * len(para) + 40, w), 238, np.uint8)
     y = 20
