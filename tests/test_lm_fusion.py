@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,18 +77,24 @@ def test_cmu_word_lm_prefers_english(tmp_path: Path) -> None:
     assert lm.log10_prob("of", ["most"]) > lm.log10_prob("of", ["the"])
 
 
+def _fixes_and_weight_zero_is_neutral(make: Any, seed: int) -> None:
+    """``make(weight)`` -> a fused decoder: weight 1 reads "the cat", weight 0 equals plain beam search."""
+    lp = _emissions(CS, AMBIGUOUS)
+    plain = BeamDecoder(CS, BeamConfig(beam_size=8))
+    assert plain.decode_one(lp)[0][0] == "the hat"
+    assert make(1.0).decode_one(lp)[0][0] == "the cat"
+    zero = make(0.0)
+    for x in _random_emissions(seed):
+        (a, sa), (b, sb) = plain.decode_one(x)[0], zero.decode_one(x)[0]
+        assert a == b and math.isclose(sa, sb, abs_tol=1e-4)
+
+
 def test_word_lm_fixes_the_reading_and_weight_zero_changes_nothing(tmp_path: Path) -> None:
     build_word_ngram(TEXT * 3, tmp_path / "w.arpa")
     lm = WordNgram(tmp_path / "w.arpa")
-    lp = _emissions(CS, AMBIGUOUS)
-    assert BeamDecoder(CS, BeamConfig(beam_size=8)).decode_one(lp)[0][0] == "the hat"
-    fused = BeamDecoder(CS, BeamConfig(beam_size=8, word_lm_weight=1.0), word_lm=lm)
-    assert fused.decode_one(lp)[0][0] == "the cat"
-    plain = BeamDecoder(CS, BeamConfig(beam_size=8))
-    zero = BeamDecoder(CS, BeamConfig(beam_size=8, word_lm_weight=0.0), word_lm=lm)
-    for x in _random_emissions(1):
-        (a, sa), (b, sb) = plain.decode_one(x)[0], zero.decode_one(x)[0]
-        assert a == b and math.isclose(sa, sb, abs_tol=1e-4)
+    _fixes_and_weight_zero_is_neutral(
+        lambda w: BeamDecoder(CS, BeamConfig(beam_size=8, word_lm_weight=w), word_lm=lm), seed=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +122,9 @@ def test_neural_lm_learns_saves_and_loads(tiny_neural_lm: Path) -> None:
 
 def test_neural_lm_fixes_the_reading_and_weight_zero_changes_nothing(tiny_neural_lm: Path) -> None:
     lm = CharLSTMLM.load(tiny_neural_lm)
-    lp = _emissions(CS, AMBIGUOUS)
-    fused = BeamDecoder(CS, BeamConfig(beam_size=8, neural_lm_weight=1.0), neural_lm=lm)
-    assert fused.decode_one(lp)[0][0] == "the cat"
-    plain = BeamDecoder(CS, BeamConfig(beam_size=8))
-    zero = BeamDecoder(CS, BeamConfig(beam_size=8, neural_lm_weight=0.0), neural_lm=lm)
-    for x in _random_emissions(2):
-        (a, sa), (b, sb) = plain.decode_one(x)[0], zero.decode_one(x)[0]
-        assert a == b and math.isclose(sa, sb, abs_tol=1e-4)
+    _fixes_and_weight_zero_is_neutral(
+        lambda w: BeamDecoder(CS, BeamConfig(beam_size=8, neural_lm_weight=w), neural_lm=lm), seed=2
+    )
 
 
 def test_neural_lm_file_errors(tmp_path: Path) -> None:

@@ -62,62 +62,38 @@ def add_decoder_options(p: Any) -> None:
     add_beam_options(p)
 
 
+_FLOAT_OPTIONS = (  # (option, help): numeric decoder settings, their defaults in _DEFAULTS
+    ("--lm-weight", "weight of the character LM's log10 p"),
+    ("--word-lm-weight", "weight of the word LM's log10 p"),
+    ("--oov-score", "word LM log10 score of an unknown word"),
+    ("--neural-lm-weight", "weight of the neural LM's log10 p"),
+    ("--word-score", "beta: score added per word"),
+    ("--rescore-weight", "weight of the LLM's log10 p"),
+    ("--length-bonus", "rescoring score added per character"),
+)
+_INT_OPTIONS = (
+    ("--beam-size", "hypotheses kept per frame"),
+    (
+        "--token-beam",
+        "characters tried per frame, most likely first (0 = all; 10-15 speeds up word/neural LMs)",
+    ),
+    ("--nbest", "readings per line for rescore"),
+)
+
+
 def add_beam_options(p: Any) -> None:
     """Beam search, LM and rescoring settings."""
     p.add_argument("--lm", help="character n-gram LM (ARPA from `htrlab lm build`)")
     p.add_argument(
-        "--lm-weight", type=float, default=_DEFAULTS["lm_weight"], help="weight of the character LM's log10 p"
-    )
-    p.add_argument(
         "--word-lm", help="word n-gram LM: 'cmu' (CMU US-English 3-gram in pocketsphinx) or an ARPA file"
-    )
-    p.add_argument(
-        "--word-lm-weight",
-        type=float,
-        default=_DEFAULTS["word_lm_weight"],
-        help="weight of the word LM's log10 p",
-    )
-    p.add_argument(
-        "--oov-score",
-        type=float,
-        default=_DEFAULTS["oov_score"],
-        help="word LM log10 score of an unknown word",
     )
     p.add_argument("--neural-lm", help="neural character LM (`htrlab lm train-neural`)")
     p.add_argument(
-        "--neural-lm-weight",
-        type=float,
-        default=_DEFAULTS["neural_lm_weight"],
-        help="weight of the neural LM's log10 p",
+        "--rescore-lm", default=_DEFAULTS["rescore_lm"], help="causal LM for rescore: smollm2 or a model dir"
     )
-    p.add_argument(
-        "--word-score", type=float, default=_DEFAULTS["word_score"], help="beta: score added per word"
-    )
-    p.add_argument("--beam-size", type=int, default=_DEFAULTS["beam_size"])
-    p.add_argument(
-        "--token-beam",
-        type=int,
-        default=_DEFAULTS["token_beam"],
-        help="characters tried per frame, most likely first (0 = all; 10-15 speeds up word/neural LMs)",
-    )
-    p.add_argument(
-        "--rescore-lm",
-        default=_DEFAULTS["rescore_lm"],
-        help="causal LM for rescore: smollm2 or a model directory",
-    )
-    p.add_argument(
-        "--rescore-weight",
-        type=float,
-        default=_DEFAULTS["rescore_weight"],
-        help="weight of the LLM's log10 p",
-    )
-    p.add_argument(
-        "--length-bonus",
-        type=float,
-        default=_DEFAULTS["length_bonus"],
-        help="rescoring score added per character",
-    )
-    p.add_argument("--nbest", type=int, default=_DEFAULTS["nbest"], help="readings per line for rescore")
+    for kind, options in ((float, _FLOAT_OPTIONS), (int, _INT_OPTIONS)):
+        for opt, text in options:
+            p.add_argument(opt, type=kind, default=_DEFAULTS[opt[2:].replace("-", "_")], help=text)
     p.add_argument(
         "--decoding",
         help="JSON of tuned settings (from `htrlab lm tune`); its values replace the defaults of these options",
