@@ -70,6 +70,9 @@ class CausalLMScorer:
                     raise ModelError(f"loading the smollm2 GGUF file needs PyPI {mod}: pip install {mod}")
         elif not Path(name).is_dir() and os.environ.get("HF_HUB_OFFLINE") == "1":
             raise ConfigError(f"rescoring LM {name!r}: no such directory (and HF_HUB_OFFLINE=1)")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # GGUF de-quantisation bars would flood stderr of batch jobs
         try:
             self.tok = AutoTokenizer.from_pretrained(src, **kw)
             self.model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw).to(device)  # type: ignore[arg-type]
