@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from htrlab.cli.common import add_on_error
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("segment", help="find the text lines of page images; write PAGE-XML or ALTO")
@@ -16,12 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["page-xml", "alto"], default="page-xml")
     p.add_argument("--show", help="PNG with the found lines drawn (a folder for several images)")
-    p.add_argument(
-        "--on-error",
-        choices=["error", "skip"],
-        default="error",
-        help="stop at the first unreadable image (default) or report it and go on",
-    )
+    add_on_error(p)
     p.set_defaults(func=run)
 
 
