@@ -170,3 +170,18 @@ def test_segmenter_on_a_real_hooker_page() -> None:
     layout = segment_lines(load_gray(samples[0].image_path))
     score = match_lines([ln.polygon for ln in layout.lines], [s.polygon for s in samples])
     assert score.f1 > 0.7  # 0.93 when written; a regression guard, not a benchmark
+
+
+def test_photo_like_page_uneven_light_skew_and_size() -> None:
+    """A skewed page lit from one side (the left at 45 % brightness), noisy, and three times larger: the lines
+    are still found, and polygons come back in the big image's coordinates."""
+    page, boxes = make_page(3.0)
+    h, w = page.shape
+    shade = 0.45 + 0.55 * (np.mgrid[0:h, 0:w][1] / w)
+    noise = np.random.default_rng(0).normal(0, 6, page.shape)
+    photo = np.clip(page * shade + noise, 0, 255).astype(np.uint8)
+    big = cv2.resize(photo, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    for image, scale in ((photo, 1), (big, 3)):
+        layout = segment_lines(image)
+        score = match_lines([ln.polygon for ln in layout.lines], [b * scale for b in boxes])
+        assert len(layout.lines) == len(PAGE_TEXT) and score.f1 == 1.0
