@@ -46,29 +46,39 @@ class BeamConfig:
 
 def _flashlight() -> Any:
     try:
-        from flashlight.lib.text import decoder, dictionary
+        from flashlight.lib.text import decoder
     except ImportError as exc:  # pragma: no cover - a core dependency
         raise ModelError("beam decoding needs PyPI flashlight-text (pip install flashlight-text)") from exc
-    return decoder, dictionary
+    return decoder
 
 
 _KENLM_CACHE: dict[tuple[str, int, tuple[str, ...]], Any] = {}
 
 
-def _kenlm(path: Path, charset: Charset, tokens: Any) -> Any:
-    """A KenLM model over ``charset``'s tokens, loaded once per (file, charset): an ARPA file of a 6-gram takes
-    seconds to read, and tuning builds many decoders over the same LM."""
+def load_kenlm(path: str | Path, tokens: tuple[str, ...]) -> Any:
+    """A KenLM model (flashlight's) whose token ``i`` is ``tokens[i]``, loaded once per (file, tokens): an ARPA
+    file of a 6-gram takes seconds to read, and tuning builds many decoders over the same LM."""
+    from flashlight.lib.text import dictionary
     from flashlight.lib.text.decoder.kenlm import KenLM
 
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"language model {path} not found")
-    key = (str(path.resolve()), path.stat().st_mtime_ns, tuple(charset.symbols))
+    key = (str(path.resolve()), path.stat().st_mtime_ns, tokens)
     if key not in _KENLM_CACHE:
+        vocab = dictionary.Dictionary()
+        for t in tokens:
+            vocab.add_entry(t)
         try:
-            _KENLM_CACHE[key] = (KenLM(str(path), tokens), tokens)  # the model keeps its token mapping
+            _KENLM_CACHE[key] = (KenLM(str(path), vocab), vocab)  # the model keeps its token mapping
         except Exception as exc:  # KenLM raises its own types for unreadable files
             raise ConfigError(f"{path}: not a readable ARPA or KenLM binary file: {exc}") from exc
     return _KENLM_CACHE[key][0]
+
+
+def lm_tokens(charset: Charset) -> tuple[str, ...]:
+    """The decoder's tokens: the blank, then the charset's characters with the space written ``|``."""
+    return ("<blank>", *("|" if ch == " " else ch for ch in charset.symbols))
 
 
 class BeamDecoder:
@@ -94,25 +104,21 @@ class BeamDecoder:
         word_lm: Any = None,
         neural_lm: Any = None,
     ):
-        dec, dic = _flashlight()
+        dec = _flashlight()
         self.charset = charset
         self.lm_path = Path(lm) if lm is not None else None
         self.word_lm, self.neural_lm = word_lm, neural_lm
         self.cfg = cfg or BeamConfig()
-        self.tokens = dic.Dictionary()
-        self.tokens.add_entry("<blank>")
-        for ch in charset.symbols:
-            self.tokens.add_entry("|" if ch == " " else ch)
         self.space = charset.encode(" ")[0] if " " in charset else -1
         lm_weight = self.cfg.lm_weight
         if word_lm is not None or neural_lm is not None:
             from htrlab.decoding.fusion import FusionWeights, make_fusion_lm
 
             weights = FusionWeights(self.cfg.lm_weight, self.cfg.word_lm_weight, self.cfg.neural_lm_weight)
-            self.lm = make_fusion_lm(charset, self.tokens, weights, lm, word_lm, neural_lm)
+            self.lm = make_fusion_lm(charset, weights, lm, word_lm, neural_lm)
             lm_weight = 1.0  # the weights are applied inside the fusion LM
         else:
-            self.lm = dec.ZeroLM() if lm is None else _kenlm(Path(lm), charset, self.tokens)
+            self.lm = dec.ZeroLM() if lm is None else load_kenlm(lm, lm_tokens(charset))
         opts = dec.LexiconFreeDecoderOptions(
             beam_size=self.cfg.beam_size,
             beam_size_token=self.cfg.token_beam or len(charset),

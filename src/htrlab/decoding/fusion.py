@@ -33,7 +33,6 @@ class FusionWeights:
 
 def make_fusion_lm(
     charset: Charset,
-    tokens: Any,
     weights: FusionWeights,
     char_lm: str | Path | None = None,
     word_lm: Any = None,
@@ -42,11 +41,11 @@ def make_fusion_lm(
     """A flashlight LM summing the given models (see the module docstring)."""
     from flashlight.lib.text.decoder import LM, LMState
 
-    from htrlab.decoding.beam import _kenlm
+    from htrlab.decoding.beam import lm_tokens, load_kenlm
 
     if char_lm is None and word_lm is None and neural_lm is None:
         raise ConfigError("fusion needs at least one language model")
-    kenlm = _kenlm(Path(char_lm), charset, tokens) if char_lm is not None else None
+    kenlm = load_kenlm(char_lm, lm_tokens(charset)) if char_lm is not None else None
     chars = ["", *charset.symbols]  # class index -> character (0 = blank)
     space = charset.encode(" ")[0] if " " in charset else -1
     if neural_lm is not None:

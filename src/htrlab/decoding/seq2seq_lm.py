@@ -20,8 +20,6 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor
 
-from htrlab.errors import ConfigError
-
 
 class CharLMFusion(LogitsProcessor):
     """A logits processor (callable on ``(input_ids, scores)``) adding a character LM's scores.
@@ -37,27 +35,17 @@ class CharLMFusion(LogitsProcessor):
     def __init__(
         self, lm: str | Path, token_text: Sequence[str], eos_id: int, weight: float, top_k: int = 16
     ):
-        from flashlight.lib.text import dictionary
-        from flashlight.lib.text.decoder.kenlm import KenLM
+        from htrlab.decoding.beam import load_kenlm
 
-        path = Path(lm)
-        if not path.is_file():
-            raise ConfigError(f"language model {path} not found")
         self.token_text = list(token_text)
         self.eos_id = eos_id
         self.weight = weight
         self.top_k = top_k
         # LM tokens: the characters of the vocabulary, the space written "|" (a literal "|" shares it)
-        lm_tokens = sorted({"|" if c == " " else c for t in self.token_text for c in t} | {"|"})
-        self.dict = dictionary.Dictionary()
-        for c in lm_tokens:
-            self.dict.add_entry(c)
-        self.index = {c: self.dict.get_index(c) for c in lm_tokens}
+        lm_tokens = tuple(sorted({"|" if c == " " else c for t in self.token_text for c in t} | {"|"}))
+        self.index = {c: i for i, c in enumerate(lm_tokens)}
         self.index[" "] = self.index["|"]
-        try:
-            self.lm = KenLM(str(path), self.dict)
-        except Exception as exc:  # KenLM raises its own types for unreadable files
-            raise ConfigError(f"{path}: not a readable ARPA or KenLM binary file: {exc}") from exc
+        self.lm = load_kenlm(lm, lm_tokens)
         self._states: dict[str, Any] = {"": self.lm.start(False)}
 
     def _state(self, prefix: str) -> Any:
