@@ -22,11 +22,16 @@ from typing import Any
 import torch
 from run_facts import run_facts
 
-from htrlab.bundled import default_checkpoint
 from htrlab.cli.common import _DEFAULTS, make_decoder
 from htrlab.data.dataset import open_dataset
 from htrlab.data.prepared import default_cache_dir, prepare_lines
-from htrlab.decoding.rescore import CausalLMScorer, RescoreConfig, RescoreDecoder, tune_rescoring
+from htrlab.decoding.rescore import (
+    RESCORE_GRID,
+    CausalLMScorer,
+    RescoreConfig,
+    RescoreDecoder,
+    tune_rescoring,
+)
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import emissions
 from htrlab.lm.tune import score_decoder, tune_grid
@@ -66,8 +71,7 @@ def main() -> int:
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    path = default_checkpoint() if args.model == "default" else Path(args.model)
-    engine = load_engine(path, "auto", args.threads)
+    engine = load_engine(args.model, "auto", args.threads)
     cs = engine.charset
     ds = open_dataset(args.data, on_error="skip")
     data = {}
@@ -102,7 +106,7 @@ def main() -> int:
         if args.json:
             meta = {
                 **run_facts(),
-                "model": str(path),
+                "model": str(engine.path),
                 "beam_size": args.beam_size,
                 "token_beam": args.token_beam,
                 "tune_lines": args.tune_lines or len(data["val"][0]),
@@ -204,9 +208,8 @@ def main() -> int:
             refs, ems = refs[: args.tune_lines], ems[: args.tune_lines]
         lists = [rd.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in ems]
         llm = [scorer.log10_probs([t for t, _ in c]) for c in lists]
-        (w, lb, _), pts = tune_rescoring(
-            lists, llm, refs, [0.0, 0.1, 0.3, 0.6, 1.0], [0.0, 0.3, 0.6, 1.0, 2.0]
-        )
+        weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
+        (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
         rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)
         label = f"N-best ({args.nbest}) of {'beam + char 6-gram' if char_ns else 'beam'}, rescored by {args.rescore_lm}"
         rows.append(
@@ -220,7 +223,7 @@ def main() -> int:
                 "tuning_s": time.perf_counter() - t0,
             }
         )
-        (_w0, lb0, _), _ = tune_rescoring(lists, llm, refs, [0.0], [0.0, 0.3, 0.6, 1.0, 2.0])
+        (_w0, lb0, _), _ = tune_rescoring(lists, llm, refs, [0.0], bonuses)
         rd0 = RescoreDecoder(beam, scorer, RescoreConfig(nbest=args.nbest, weight=0.0, length_bonus=lb0))
         rows.append(
             {

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from run_facts import run_facts
 
-from htrlab.bundled import default_checkpoint
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
 from htrlab.data.readers.pagexml import read_page_file
@@ -48,9 +47,7 @@ def main() -> int:
     pages = [p for p, s in rows if s == args.split]
     if args.max_pages:
         pages = pages[: args.max_pages]
-    engine = load_engine(
-        default_checkpoint() if args.model == "default" else args.model, "auto", args.threads
-    )
+    engine = load_engine(args.model, "auto", args.threads)
     total = DetectionScore(0, 0, 0, 0.0)
     refs, e2e_hyps, gt_hyps, ordered_hyps, per_page = [], [], [], [], []
     seg_s = 0.0

@@ -30,6 +30,15 @@ def add_on_error(p: Any) -> None:
     )
 
 
+def add_engine_option(p: Any) -> None:
+    p.add_argument(
+        "--engine",
+        choices=["auto", "torch", "onnx"],
+        default="auto",
+        help="auto: onnxruntime for .onnx files, PyTorch otherwise",
+    )
+
+
 DECODER_HELP = (
     "greedy (best path); beam (CTC prefix beam search); beam+LMS: beam search fused with language models, "
     "LMS one or more of char (--lm), word (--word-lm), neural (--neural-lm) joined by '+', or lm for every one "
@@ -103,7 +112,7 @@ def add_beam_options(p: Any) -> None:
 _LLM_CACHE: dict[str, Any] = {}
 
 
-def apply_decoding_file(args: Any, parser_defaults: dict[str, Any] | None = None) -> None:
+def apply_decoding_file(args: Any) -> None:
     """Fill decoder options from ``--decoding FILE`` (keys are option names with underscores); options given
     on the command line (different from their defaults) win."""
     import json
@@ -118,9 +127,8 @@ def apply_decoding_file(args: Any, parser_defaults: dict[str, Any] | None = None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--decoding {path}: cannot read JSON: {exc}") from exc
     settings = doc.get("settings", doc)
-    defaults = parser_defaults or {}
     for k, v in settings.items():
-        if hasattr(args, k) and (k not in defaults or getattr(args, k) == defaults[k]):
+        if hasattr(args, k) and (k not in _DEFAULTS or getattr(args, k) == _DEFAULTS[k]):
             setattr(args, k, v)
 
 
@@ -132,7 +140,7 @@ def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str 
     from htrlab.errors import ConfigError
 
     if not getattr(args, "_decoding_applied", False):
-        apply_decoding_file(args, _DEFAULTS)
+        apply_decoding_file(args)
         args._decoding_applied = True
     name = name or args.decoder
     head, *parts = name.split("+")

@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from htrlab.cli.common import add_decoder_options, add_on_error, dumps, make_decoder, write_output
+from htrlab.cli.common import (
+    add_decoder_options,
+    add_engine_option,
+    add_on_error,
+    dumps,
+    make_decoder,
+    write_output,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="CER/WER of a checkpoint on dataset splits, one row per split")
     p.add_argument("checkpoint", help="checkpoint (.safetensors), ONNX export (.onnx) or 'default'")
     p.add_argument("dataset")
-    p.add_argument(
-        "--engine",
-        choices=["auto", "torch", "onnx"],
-        default="auto",
-        help="auto: onnxruntime for .onnx files, PyTorch otherwise",
-    )
+    add_engine_option(p)
     p.add_argument("--splits", default="train,val,test", help="comma-separated (default train,val,test)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-lines", type=int, default=0, help="evaluate at most N lines per split (0 = all)")
@@ -36,13 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from htrlab.bundled import default_checkpoint
     from htrlab.data.dataset import open_dataset
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
 
-    path = default_checkpoint(args.engine) if args.checkpoint == "default" else args.checkpoint
-    loaded = load_engine(path, args.engine)
+    loaded = load_engine(args.checkpoint, args.engine)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
     dataset = open_dataset(args.dataset, on_error=args.on_error)
     available = dataset.splits

@@ -1,4 +1,4 @@
-"""``htrlab lm build``: character n-gram language models for beam search with an LM."""
+"""``htrlab lm build | train-neural | tune``: language models for decoding, and choosing decoder settings."""
 
 from __future__ import annotations
 
@@ -201,10 +201,9 @@ def _parse_grid(args: argparse.Namespace) -> dict[str, list[float]]:
                     "word_lm_weight" if "word" in parts else "neural_lm_weight" if "neural" in parts else ""
                 )
             if args.decoder.startswith("rescore"):
-                grid = {
-                    "rescore_weight": [0.0, 0.1, 0.3, 0.6, 1.0],
-                    "length_bonus": [0.0, 0.3, 0.6, 1.0, 2.0],
-                }
+                from htrlab.decoding.rescore import RESCORE_GRID
+
+                grid = {k: list(v) for k, v in RESCORE_GRID.items()}
             elif weight:
                 grid = {weight: [float(a) for a in args.alphas.split(",")]}
                 grid["word_score"] = [float(b) for b in args.betas.split(",")]
@@ -216,10 +215,7 @@ def _parse_grid(args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    import json
-
-    from htrlab.bundled import default_checkpoint
-    from htrlab.cli.common import make_decoder
+    from htrlab.cli.common import _DEFAULTS, make_decoder
     from htrlab.data.dataset import open_dataset
     from htrlab.data.prepared import default_cache_dir, prepare_lines
     from htrlab.errors import ConfigError, DataError
@@ -230,7 +226,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.split == "test":
         raise ConfigError("tuning on the test split would make its score meaningless; tune on val")
     grid = _parse_grid(args)
-    engine = load_engine(default_checkpoint() if args.model == "default" else args.model)
+    engine = load_engine(args.model)
     make_decoder(args, engine.charset)  # checks the decoder name and its LMs before the network runs
     samples = [s for s in open_dataset(args.dataset, on_error="skip").split(args.split) if s.text]
     if args.max_lines:
@@ -245,14 +241,11 @@ def run_tune(args: argparse.Namespace) -> int:
 
     def build(settings: dict[str, float]) -> object:
         for k, v in settings.items():
-            setattr(args, k, int(v) if k in ("beam_size", "nbest") else v)
+            setattr(args, k, type(_DEFAULTS.get(k, v))(v))  # integer options stay integers
         return make_decoder(args, engine.charset)
 
     best, rows = tune_grid(ems, lines.texts, engine.charset, build, grid)
-    from htrlab.cli.common import _DEFAULTS
-
-    keys = list(_DEFAULTS)
-    settings = {k: getattr(args, k) for k in keys}
+    settings = {k: getattr(args, k) for k in _DEFAULTS}
     settings.update({k: best[k] for k in grid})
     doc = {
         "settings": settings,
@@ -264,12 +257,8 @@ def run_tune(args: argparse.Namespace) -> int:
         "model": str(args.model),
         "grid": rows,
     }
-    from pathlib import Path
-
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    write_output(dumps(doc), args.output)
     chosen = ", ".join(f"{k} {best[k]}" for k in grid)
     print(f"lm tune: {chosen}: {args.split} CER {best['cer']:.4f} (greedy {greedy_cer:.4f})", file=sys.stderr)
-    write_output(dumps({"output": str(out), **{k: best[k] for k in grid}, "cer": best["cer"]}), None)
+    write_output(dumps({"output": args.output, **{k: best[k] for k in grid}, "cer": best["cer"]}), None)
     return 0

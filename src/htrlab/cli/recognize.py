@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from htrlab.cli.common import add_decoder_options, add_on_error, make_decoder, write_output
+from htrlab.cli.common import (
+    add_decoder_options,
+    add_engine_option,
+    add_on_error,
+    make_decoder,
+    write_output,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,12 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="default",
         help="checkpoint (.safetensors), ONNX export (.onnx), or 'default' for the bundled model",
     )
-    p.add_argument(
-        "--engine",
-        choices=["auto", "torch", "onnx"],
-        default="auto",
-        help="auto: onnxruntime for .onnx files, PyTorch otherwise",
-    )
+    add_engine_option(p)
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = library default)")
     p.add_argument(
         "--layout",
@@ -63,7 +64,7 @@ def _show_path(show: str, image: Path, several: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from htrlab.bundled import default_checkpoint, example_images
+    from htrlab.bundled import example_images
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
     from htrlab.errors import ConfigError, DataError
@@ -74,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images] or example_images()
     if args.format in ("page-xml", "alto") and not args.output:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
-    ckpt = default_checkpoint(args.engine) if args.model == "default" else Path(args.model)
-    engine = load_engine(ckpt, args.engine, args.threads)
+    engine = load_engine(args.model, args.engine, args.threads)
     decoder = make_decoder(args, engine.charset)
     pages: dict[Path, tuple[Any, str, Any]] = {}
     images: list[Any] = []

@@ -36,7 +36,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from htrlab.bundled import default_checkpoint
     from htrlab.cli.common import make_decoder
     from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     names = [d.strip() for d in args.decoders.split(",") if d.strip()]
     if not names or names[0] != "greedy":
         names = ["greedy", *[n for n in names if n != "greedy"]]  # the reference of the relative reductions
-    loaded = load_engine(default_checkpoint() if args.checkpoint == "default" else args.checkpoint)
+    loaded = load_engine(args.checkpoint)
     decoders = {name: make_decoder(args, loaded.charset, lm_unused_ok=True, name=name) for name in names}
     grays, refs = load_split_images(args.dataset, args.split, args.max_lines)
     print(

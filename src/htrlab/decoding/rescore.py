@@ -113,6 +113,10 @@ class CausalLMScorer:
         return [self.cache.get(t, 0.0) for t in texts]
 
 
+# the default tuning grid of (weight, length_bonus): the LLM weight 0 keeps the length term's effect measurable
+RESCORE_GRID = {"rescore_weight": (0.0, 0.1, 0.3, 0.6, 1.0), "length_bonus": (0.0, 0.3, 0.6, 1.0, 2.0)}
+
+
 @dataclass
 class RescoreConfig:
     nbest: int = 8

@@ -91,7 +91,12 @@ def onnx_engine(path: str | Path, threads: int = 0) -> Engine:
 
 
 def load_engine(path: str | Path, engine: str = "auto", threads: int = 0) -> Engine:
-    """``engine="auto"`` picks ONNX for ``.onnx`` files and PyTorch otherwise."""
+    """``engine="auto"`` picks ONNX for ``.onnx`` files and PyTorch otherwise; ``path="default"`` is the
+    bundled model (its ONNX file, or its weights for ``engine="torch"``)."""
+    if str(path) == "default":
+        from htrlab.bundled import default_checkpoint
+
+        path = default_checkpoint(engine)
     if engine == "auto":
         engine = "onnx" if str(path).lower().endswith(".onnx") else "torch"
     if engine == "onnx":

@@ -52,6 +52,7 @@ def evaluate_splits(
     given."""
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, on_error=on_error)
     train_fps = set(loaded.meta.data.get("train_fingerprints", []))
+    model = loaded.model if isinstance(loaded, LoadedModel) else loaded
     results = []
     for split in splits:
         samples = [s for s in ds.split(split) if s.text or not drop_empty]
@@ -66,7 +67,6 @@ def evaluate_splits(
             desc=split,
         )
         t0 = time.perf_counter()
-        model = loaded.model if isinstance(loaded, LoadedModel) else loaded
         preds = predict(model, loaded.charset, lines.images, batch_size, decoder=decoder)
         secs = time.perf_counter() - t0
         counts = count_errors(lines.texts, [p.text for p in preds])

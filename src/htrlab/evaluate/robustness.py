@@ -61,6 +61,7 @@ def run_robustness(
     bad_ops = [o for o in ops if o not in list_ops()]
     if bad_ops:
         raise ConfigError(f"unknown operations {bad_ops}; known: {', '.join(list_ops())}")
+    net = loaded.model if isinstance(loaded, LoadedModel) else loaded
     rows: list[RobustnessRow] = []
     conditions = [("none", 0), *[(o, s) for o in ops for s in severities]]
     for k, (op, sev) in enumerate(conditions):
@@ -69,7 +70,6 @@ def run_robustness(
         else:
             damaged = [apply_op(g, op, sev, np.random.default_rng([seed, k, i])) for i, g in enumerate(grays)]
         images = [preprocess(g, loaded.preprocess) for g in damaged]
-        net = loaded.model if isinstance(loaded, LoadedModel) else loaded
         ems = emissions(net, images, batch_size)
         greedy_cer = None
         for name, dec in decoders.items():

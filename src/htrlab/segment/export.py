@@ -14,7 +14,9 @@ import numpy as np
 from lxml import etree
 
 from htrlab.data.images import parse_points
+from htrlab.data.readers.alto import _line_text as alto_line_text
 from htrlab.data.readers.common import local, parse_xml
+from htrlab.data.readers.pagexml import _line_text as page_line_text
 from htrlab.errors import DataError
 from htrlab.segment.lines import PageLayout, TextLine
 
@@ -162,12 +164,7 @@ def read_layout(path: str | Path) -> tuple[PageLayout, str]:
                 if "Baseline" in kids
                 else poly[:0]
             )
-            text = "".join(
-                u.text or ""
-                for u in el.iter()
-                if local(u.tag) == "Unicode" and u.getparent() is not None and u.getparent().getparent() is el
-            )
-            lines.append(_line(poly, base, el.get("id", ""), text))
+            lines.append(_line(poly, base, el.get("id", ""), page_line_text(el)))
     elif kind == "alto":
         page = next((e for e in root.iter() if local(e.tag) == "Page"), None)
         w = int(float(page.get("WIDTH", 0))) if page is not None else 0
@@ -184,8 +181,7 @@ def read_layout(path: str | Path) -> tuple[PageLayout, str]:
                 poly = np.array([[x, y], [x + bw - 1, y], [x + bw - 1, y + bh - 1], [x, y + bh - 1]])
             bl = el.get("BASELINE", "")
             base = parse_points(bl, src) if ("," in bl or len(bl.split()) >= 4) else poly[:0]
-            words = [s.get("CONTENT", "") for s in el if local(s.tag) == "String"]
-            lines.append(_line(poly, base, el.get("ID", ""), " ".join(words)))
+            lines.append(_line(poly, base, el.get("ID", ""), alto_line_text(el)))
     else:
         raise DataError(f"{path}: neither PAGE-XML nor ALTO (root element <{kind}>)")
     return PageLayout(w, h, lines), image

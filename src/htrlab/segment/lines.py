@@ -62,20 +62,22 @@ class PageLayout:
     char_height: float = 0.0
 
 
-def ink_map(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ink in [0, 1] float32, binary uint8) of a grey page with the illumination divided out."""
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Binary ink (uint8 0/1) of a grey image: the paper, estimated by a median filter about 1/20 of the
+    shorter side wide (at quarter resolution for images over 200 px), is divided out, then Otsu's threshold
+    (at least 40/255 of ink contrast) is applied."""
     g = gray.astype(np.float32)
+    reduce = min(g.shape) > 200
+    small = cv2.resize(g, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) if reduce else g
     k = max(15, (min(gray.shape) // 20) | 1)
-    small = cv2.resize(g, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) if min(g.shape) > 200 else g
-    kk = max(3, (k // 4 if small is not g else k) | 1)
-    bg: np.ndarray = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), min(kk, 255)).astype(np.float32)
-    if small is not g:
+    kernel = min(max(3, (k // 4 if reduce else k) | 1), 255)
+    bg: np.ndarray = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), kernel).astype(np.float32)
+    if reduce:
         bg = cv2.resize(bg, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR)
-    ink = np.clip(1.0 - g / np.maximum(bg, 1.0), 0.0, 1.0).astype(np.float32)
+    ink = np.clip(1.0 - g / np.maximum(bg, 1.0), 0.0, 1.0)
     u8 = (ink * 255).astype(np.uint8)
     t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    binary = (u8 > max(t, 40)).astype(np.uint8)
-    return ink, binary
+    return (u8 > max(t, 40)).astype(np.uint8)
 
 
 def _clean(binary: np.ndarray) -> tuple[np.ndarray, float]:
@@ -201,7 +203,7 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
     H, W = gray.shape
     scale = min(1.0, cfg.work_side / max(H, W))
     work = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    _, binary = ink_map(work)
+    binary = ink_map(work)
     binary, char_h = _clean(binary)
     layout = PageLayout(W, H)
     if char_h <= 0 or not binary.any():

@@ -53,14 +53,17 @@ def crop_line(page: np.ndarray, line: TextLine, margin: float = 4.0) -> np.ndarr
     return trim_to_ink(crop, paper)
 
 
-def trim_to_ink(gray: np.ndarray, paper: int | None = None, pad: int = 4) -> np.ndarray:
+def trim_to_ink(
+    gray: np.ndarray, paper: int | None = None, pad: int = 4, ink: np.ndarray | None = None
+) -> np.ndarray:
     """Cut the paper margins around the ink (keeping ``pad`` pixels): recognizers are trained on tight line
-    crops, and a line in a wide margin would be shrunk by the height normalisation."""
+    crops, and a line in a wide margin would be shrunk by the height normalisation. ``ink``: the image's
+    binary ink map when the caller has it."""
     if gray.size == 0:
         return gray
-    if min(gray.shape) >= 8:
-        _, ink = ink_map(gray)
-    else:
+    if ink is None and min(gray.shape) >= 8:
+        ink = ink_map(gray)
+    elif ink is None:
         ink = gray < (background_level(gray) if paper is None else paper) - 40
     ys, xs = np.nonzero(ink)
     if not len(xs):
@@ -68,10 +71,9 @@ def trim_to_ink(gray: np.ndarray, paper: int | None = None, pad: int = 4) -> np.
     return gray[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
 
 
-def _ink_height_in_chars(gray: np.ndarray) -> float:
-    """How many character heights the ink spans vertically; the character height here is the area-weighted
-    median height of the ink's components, which broken strokes and specks do not pull down."""
-    _, binary = ink_map(gray)
+def _ink_height_in_chars(binary: np.ndarray) -> float:
+    """How many character heights the ink (a binary map) spans vertically; the character height here is the
+    area-weighted median height of the ink's components, which broken strokes and specks do not pull down."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n <= 1:
         return 0.0
@@ -96,13 +98,16 @@ def lines_of(
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
     h, w = gray.shape
+    ink = ink_map(gray) if min(gray.shape) >= 8 else None
     if layout in ("word", "line"):
-        return PageLayout(w, h, [whole_image_line(gray)]), [trim_to_ink(gray)], "line"
+        return PageLayout(w, h, [whole_image_line(gray)]), [trim_to_ink(gray, ink=ink)], "line"
     found = segment_lines(gray, cfg, source)
     most = max((ln.ink for ln in found.lines), default=0)
     substantial = [ln for ln in found.lines if ln.ink >= 0.3 * most]
     line_h = float(np.median([ln.box[3] for ln in substantial])) if substantial else float(h)
-    if layout == "auto" and (len(substantial) < 2 or h < 1.8 * line_h or _ink_height_in_chars(gray) < 3.5):
+    if layout == "auto" and (
+        len(substantial) < 2 or h < 1.8 * line_h or ink is None or _ink_height_in_chars(ink) < 3.5
+    ):
         found.lines = [whole_image_line(gray)]
-        return found, [trim_to_ink(gray)], "line"
+        return found, [trim_to_ink(gray, ink=ink)], "line"
     return found, [crop_line(gray, ln) for ln in found.lines], "page"
