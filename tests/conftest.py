@@ -110,6 +110,11 @@ def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+def set_args(overrides: dict[str, object]) -> list[str]:
+    """``--set KEY=VALUE`` command-line arguments for every override."""
+    return [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny model trained for a few steps on a rendered-line folder (shared by the CLI tests)."""
@@ -122,26 +127,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
         save_png(render_line(text, seed=i), data / split / f"doc{i}" / f"l{i}.png")
         (data / split / f"doc{i}" / f"l{i}.txt").write_text(text)
     out = root / "run"
-    rc = main(
-        [
-            "train",
-            "--set",
-            f"data.dataset={data}",
-            "--set",
-            f"train.out_dir={out}",
-            "--set",
-            "model.tiny=true",
-            "--set",
-            "preprocess.height=32",
-            "--set",
-            "train.max_steps=4",
-            "--set",
-            "train.eval_every=4",
-            "--set",
-            "train.progress=false",
-            "--set",
-            f"data.cache_dir={root / 'cache'}",
-        ]
-    )
+    overrides = {
+        "data.dataset": data,
+        "train.out_dir": out,
+        "model.tiny": "true",
+        "preprocess.height": 32,
+        "train.max_steps": 4,
+        "train.eval_every": 4,
+        "train.progress": "false",
+        "data.cache_dir": root / "cache",
+    }
+    rc = main(["train", *set_args(overrides)])
     assert rc == 0
     return out / "best.safetensors", data

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import set_args
 from htrlab.errors import ConfigError, DataError
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.train.checkpoint import load_checkpoint, read_meta
@@ -136,24 +137,19 @@ def test_distributed_two_cpu_processes_gloo(line_folder: Path, tmp_path: Path) -
         "-m",
         "htrlab.cli.main",
         "train",
-        "--set",
-        f"data.dataset={line_folder}",
-        "--set",
-        f"train.out_dir={out}",
-        "--set",
-        "model.tiny=true",
-        "--set",
-        "preprocess.height=32",
-        "--set",
-        "train.batch_size=2",
-        "--set",
-        "train.max_steps=4",
-        "--set",
-        "train.eval_every=2",
-        "--set",
-        "train.progress=false",
-        "--set",
-        "train.threads=1",
+        *set_args(
+            {
+                "data.dataset": line_folder,
+                "train.out_dir": out,
+                "model.tiny": "true",
+                "preprocess.height": 32,
+                "train.batch_size": 2,
+                "train.max_steps": 4,
+                "train.eval_every": 2,
+                "train.progress": "false",
+                "train.threads": 1,
+            }
+        ),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from htrlab.decoding.greedy import Decoded
+from htrlab.decoding.greedy import Decoded, best_path_confidences
 from htrlab.errors import ConfigError, ModelError
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import normalize_text
@@ -154,11 +154,8 @@ class BeamDecoder:
         decoding reports), so it stays comparable between decoders.
         """
         lp = log_probs.float().cpu()
-        best = lp.max(dim=-1).values
-        out = []
-        for i in range(lp.shape[0]):
-            n = int(lengths[i])
-            text = self.decode_one(lp[i, :n].numpy())[0][0]
-            conf = float(best[i, :n].mean().exp()) if n > 0 else 0.0
-            out.append(Decoded(text, conf))
-        return out
+        confs = best_path_confidences(lp, lengths)
+        return [
+            Decoded(self.decode_one(lp[i, : int(lengths[i])].numpy())[0][0], conf)
+            for i, conf in enumerate(confs)
+        ]

@@ -18,6 +18,13 @@ class Decoded:
     confidence: float
 
 
+def best_path_confidences(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[float]:
+    """Per line, the geometric mean of the best class's probability over its valid frames (0 for no frames):
+    the confidence every CTC decoder reports, so that it stays comparable between decoders."""
+    best = log_probs.float().max(dim=-1).values
+    return [float(best[i, :n].mean().exp()) if n > 0 else 0.0 for i, n in enumerate(map(int, lengths))]
+
+
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, charset: Charset) -> list[Decoded]:
     """Best-path decoding: argmax per frame, merge repeats, drop blanks.
 
@@ -26,13 +33,12 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor, charset: Chars
         lengths: (N,) valid frames per line.
         charset: maps class indices to characters (0 = blank).
     """
-    best, idx = log_probs.max(dim=-1)  # (N, T)
+    idx = log_probs.argmax(dim=-1)  # (N, T)
+    confs = best_path_confidences(log_probs, lengths)
     out: list[Decoded] = []
-    for i in range(log_probs.shape[0]):
-        n = int(lengths[i])
-        path = idx[i, :n].tolist()
+    for i, conf in enumerate(confs):
+        path = idx[i, : int(lengths[i])].tolist()
         keep = [c for j, c in enumerate(path) if c != Charset.BLANK and (j == 0 or c != path[j - 1])]
-        conf = float(best[i, :n].mean().exp()) if n > 0 else 0.0
         # references are whitespace-normalised (normalize_text), so hypotheses are too
         out.append(Decoded(normalize_text(charset.decode(keep)), conf))
     return out

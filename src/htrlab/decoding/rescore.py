@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from htrlab.decoding.greedy import Decoded
+from htrlab.decoding.greedy import Decoded, best_path_confidences
 from htrlab.errors import ConfigError, ModelError
 
 SMOLLM2 = "smollm2"
@@ -156,13 +156,10 @@ class RescoreDecoder:
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Decoded]:
         lists = self.nbest(log_probs, lengths)
         scores = iter(self.scorer.log10_probs([t for c in lists for t, _ in c]))
-        best = log_probs.float().cpu().max(dim=-1).values
         out = []
-        for i, cands in enumerate(lists):
+        for cands, conf in zip(lists, best_path_confidences(log_probs.cpu(), lengths)):
             llm = list(itertools.islice(scores, len(cands)))
-            text = cands[choose(cands, llm, self.cfg.weight, self.cfg.length_bonus)][0]
-            n = int(lengths[i])
-            out.append(Decoded(text, float(best[i, :n].mean().exp()) if n > 0 else 0.0))
+            out.append(Decoded(cands[choose(cands, llm, self.cfg.weight, self.cfg.length_bonus)][0], conf))
         return out
 
 

@@ -14,6 +14,7 @@ import math
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from htrlab.errors import ConfigError, DataError, ModelError
+from htrlab.train.schedule import lr_factor
 
 EOL = "\n"  # end of a line (and the start symbol of the next one)
 UNK = "\x04"
@@ -154,7 +156,7 @@ def _batches(ids: np.ndarray, batch: int, seq: int, rng: random.Random) -> Any:
 
 
 @torch.no_grad()
-def bits_per_char(lm: CharLSTMLM, lines: Sequence[str], batch_chars: int = 20000) -> float:
+def bits_per_char(lm: CharLSTMLM, lines: Sequence[str]) -> float:
     """Mean bits per character (end-of-line included) of ``lines``, each scored from the start state."""
     lm.eval()
     total, n = 0.0, 0
@@ -184,10 +186,7 @@ def train_char_lm(
     lines = [t for t in lines if t.strip()]
     if not lines:
         raise DataError("no text to train a character language model on")
-    counts: dict[str, int] = {}
-    for t in lines:
-        for c in t:
-            counts[c] = counts.get(c, 0) + 1
+    counts = Counter(c for t in lines for c in t)
     vocab = [EOL, UNK, *sorted(c for c, k in counts.items() if k >= 2 and c not in (EOL, UNK))]
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -206,7 +205,7 @@ def train_char_lm(
         if frac >= 1.0:
             break
         for g in opt.param_groups:
-            g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+            g["lr"] = lr * lr_factor(step, 0, frac, "cosine", 0.05)
         logits, _ = lm(x)
         loss = nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
         opt.zero_grad()

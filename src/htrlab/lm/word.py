@@ -12,7 +12,6 @@ discount mass, trigrams), which normalises tokens with the same rule.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -29,8 +28,9 @@ _ZERO = -536870912  # pocketsphinx's log of probability zero (an unknown word)
 def word_key(token: str) -> str | None:
     """The model's form of a written token: lower-cased, punctuation and symbols stripped from both ends,
     ``&`` -> ``and``; ``None`` when no letter is left (numbers, dashes, lone punctuation)."""
-    if token.strip("()[]\"'.,;:") in {"&", "&c"}:
-        return "and" if token.strip("()[]\"'.,;:") == "&" else "etc"
+    bare = token.strip("()[]\"'.,;:")
+    if bare in ("&", "&c"):
+        return "and" if bare == "&" else "etc"
     t = token.lower()
     while t and unicodedata.category(t[0])[0] in _STRIP:
         t = t[1:]
@@ -63,9 +63,10 @@ class WordNgram:
     """
 
     def __init__(self, path: str | Path, oov_log10: float = -6.0, other_log10: float = -3.0):
-        if importlib.util.find_spec("pocketsphinx") is None:
-            raise ModelError("word language models need PyPI pocketsphinx: pip install pocketsphinx")
-        from pocketsphinx import NGramModel
+        try:
+            from pocketsphinx import NGramModel
+        except ImportError as exc:
+            raise ModelError("word language models need PyPI pocketsphinx: pip install pocketsphinx") from exc
 
         self.path = cmu_model_path() if str(path) == CMU_EN_US else Path(path)
         if not self.path.is_file():
