@@ -37,6 +37,11 @@ def main() -> int:
     ap.add_argument("--eval-only", action="store_true", help="skip training; evaluate OUT/best.safetensors")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     ap.add_argument(
+        "--splits",
+        default="train,val,test",
+        help="splits of the training dataset to score (autoregressive models decode slowly on a CPU)",
+    )
+    ap.add_argument(
         "--eval",
         action="append",
         default=[],
@@ -58,7 +63,8 @@ def main() -> int:
     else:
         summary = train(cfg, resume=args.resume)
     loaded = load_checkpoint(Path(args.out) / "best.safetensors")
-    results = evaluate_splits(loaded, cfg.data.dataset, ["train", "val", "test"], on_error=cfg.data.on_error)
+    splits = [s for s in args.splits.split(",") if s]
+    results = evaluate_splits(loaded, cfg.data.dataset, splits, on_error=cfg.data.on_error)
     for spec in args.eval:
         dataset, _, split = spec.rpartition(":")
         for r in evaluate_splits(loaded, dataset, [split], on_error="skip"):

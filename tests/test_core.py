@@ -140,6 +140,17 @@ def test_augment_deterministic_and_bounded() -> None:
     assert augment(x, np.random.default_rng(3), AugmentConfig(enabled=False)) is x
 
 
+def test_augment_keeps_square_inputs_square() -> None:
+    x = preprocess(render_line("square"), PreprocessConfig(height=64, resize="square"))
+    cfg = AugmentConfig(p=1.0, scale=0.3, slant=0.5)
+    shapes = {augment(x, np.random.default_rng(s), cfg).shape for s in range(8)}
+    assert len(shapes) > 1  # a free line changes width...
+    for s in range(8):
+        y = augment(x, np.random.default_rng(s), cfg, keep_size=True)
+        assert y.shape == (64, 64) and y.dtype == np.float32  # ...a square one is squeezed back
+        assert y.min() >= 0.0 and y.max() <= 1.0 and not np.array_equal(y, x)
+
+
 def test_bucket_batches_cover_all_and_group_widths() -> None:
     widths = np.random.default_rng(0).integers(50, 1000, 103)
     batches = bucket_batches(widths, 8)

@@ -80,16 +80,25 @@ def elastic_field(x: np.ndarray, rng: np.random.Generator, amp: float) -> np.nda
     return cv2.remap(x, gx + dx, gy + dy, interpolation=cv2.INTER_LINEAR, borderValue=0.0)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+def augment(
+    x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig, keep_size: bool = False
+) -> np.ndarray:
     """Augment one preprocessed line (H, W) float32 in [0, 1]; the height is kept, the width may change.
 
     Args:
         x: preprocessed line, ink = 1.
         rng: the generator that makes the run reproducible.
         cfg: which operations and how strong.
+        keep_size: give the result the input's shape again (square inputs of TrOCR-style encoders, whose
+            size is fixed; a slant or stretch then squeezes the line back into the square).
     """
     if not cfg.enabled:
         return x
+    if keep_size:
+        y = augment(x, rng, cfg)
+        if y.shape == x.shape:
+            return y
+        return cv2.resize(y, (x.shape[1], x.shape[0]), interpolation=cv2.INTER_AREA)
     y = x
     if cfg.damage.ops and rng.random() < cfg.damage.p:
         from htrlab.degrade import apply_op

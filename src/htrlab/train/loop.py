@@ -343,6 +343,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         )
     if seq2seq and cfg.preprocess.resize != "square":
         raise ConfigError(f"{cfg.model.name} reads square images: set preprocess.resize=square")
+    square = cfg.preprocess.resize == "square"  # augmented images are squeezed back into the square
     if teacher is not None:
         for w in (64, 333, 1000):
             n_s = int(model.output_length(w))  # type: ignore[operator]
@@ -558,7 +559,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             idx = batches[st["batch"]]
             aug_rng = np.random.default_rng([seed, st["epoch"], st["batch"], rank])
             imgs = [
-                augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment) for i in idx
+                augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment, square)
+                for i in idx
             ]
             texts = [train_lines.texts[i] for i in idx]
             batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
