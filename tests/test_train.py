@@ -453,3 +453,15 @@ def test_init_from_another_model_is_refused(line_folder: Path, tmp_path: Path) -
     cfg.preprocess.height = 48
     with pytest.raises(ConfigError, match="preprocess.height=32"):
         train(cfg)
+
+
+def test_not_reading_flags_blank_and_collapsed_output_only() -> None:
+    from htrlab.train.loop import not_reading
+
+    refs = [f"line number {i} of the letter" for i in range(20)]
+    assert "all-blank" in not_reading(refs, [""] * 15 + ["line"] * 5)
+    collapsed = not_reading(refs, ["the the the"] * 12 + [f"lin {i}" for i in range(8)])
+    assert "same reading 'the the the'" in collapsed
+    assert not_reading(refs, [r.replace("o", "a") for r in refs]) == ""  # poor but image-dependent
+    assert not_reading(refs[:5], [""] * 5) == ""  # too few lines to say
+    assert not_reading(["same"] * 20, ["same"] * 20) == ""  # identical references, identical readings

@@ -69,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         decoder=make_decoder(args, loaded.charset),
     )
+    from htrlab.train.loop import not_reading
+
     trained_on = loaded.meta.data.get("train_split")
     for r in results:
+        warning = not_reading([p["ref"] for p in r.predictions], [p["hyp"] for p in r.predictions])
+        if warning:
+            print(f"WARNING: '{r.split}': {warning}", file=sys.stderr)
         if r.leaked and r.split != trained_on:
             print(
                 f"WARNING: {r.leaked} of {r.lines} '{r.split}' lines are among this checkpoint's TRAINING lines "
