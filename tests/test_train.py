@@ -456,7 +456,7 @@ def test_init_from_another_model_is_refused(line_folder: Path, tmp_path: Path) -
 
 
 def test_not_reading_flags_blank_and_collapsed_output_only() -> None:
-    from htrlab.train.loop import not_reading
+    from htrlab.evaluate.metrics import not_reading
 
     refs = [f"line number {i} of the letter" for i in range(20)]
     assert "all-blank" in not_reading(refs, [""] * 15 + ["line"] * 5)

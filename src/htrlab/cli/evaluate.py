@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import open_dataset
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
+    from htrlab.evaluate.metrics import not_reading
 
     loaded = load_engine(args.checkpoint, args.engine)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
@@ -69,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
         decoder=make_decoder(args, loaded.charset),
     )
-    from htrlab.train.loop import not_reading
-
     trained_on = loaded.meta.data.get("train_split")
     for r in results:
         warning = not_reading([p["ref"] for p in r.predictions], [p["hyp"] for p in r.predictions])

@@ -8,6 +8,7 @@ Edit distances come from RapidFuzz's Levenshtein implementation.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,3 +57,30 @@ def cer(refs: Sequence[str], hyps: Sequence[str]) -> float:
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Corpus-level word error rate."""
     return count_errors(refs, hyps).wer
+
+
+def not_reading(references: Sequence[str], hypotheses: Sequence[str]) -> str:
+    """A warning when a model's output on a split does not depend on the image, else "".
+
+    Two failures look like slow learning in a CER curve but are not: CTC's all-blank phase (empty output for
+    most lines) and a collapsed model that writes the same text for every image (an autoregressive decoder
+    that learnt only a language prior, or CTC stuck on frequent letters: "twrgy" for every line).
+    """
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    if len(pairs) < 10:
+        return ""
+    hyps = [h for _, h in pairs]
+    empty = sum(not h.strip() for h in hyps) / len(hyps)
+    if empty >= 0.5:
+        return (
+            f"{empty:.0%} of the lines are read as empty: the model is still in CTC's all-blank phase "
+            "(train longer, raise train.lr, or start from a pretrained model)"
+        )
+    text, n = Counter(hyps).most_common(1)[0]
+    distinct_refs = len({r for r, _ in pairs})
+    if n / len(hyps) >= 0.5 and distinct_refs > 1:
+        return (
+            f"{n / len(hyps):.0%} of the lines get the same reading {text!r}: the output does not depend "
+            "on the image (a language prior or a collapsed model), whatever the CER says"
+        )
+    return ""

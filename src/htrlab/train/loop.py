@@ -10,7 +10,6 @@ import os
 import random
 import sys
 import time
-from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.data.sample import LineSample
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
-from htrlab.evaluate.metrics import count_errors
+from htrlab.evaluate.metrics import count_errors, not_reading
 from htrlab.models.registry import build_model, count_parameters
 from htrlab.text.charset import Charset
 from htrlab.train.checkpoint import make_meta, save_checkpoint
@@ -243,33 +242,6 @@ def _load_teacher(
     for p in loaded.model.parameters():
         p.requires_grad_(False)
     return loaded.model.eval(), loaded.charset
-
-
-def not_reading(references: list[str], hypotheses: list[str]) -> str:
-    """A warning when a model's output on a split does not depend on the image, else "".
-
-    Two failures look like slow learning in a CER curve but are not: CTC's all-blank phase (empty output for
-    most lines) and a collapsed model that writes the same text for every image (an autoregressive decoder
-    that learnt only a language prior, or CTC stuck on frequent letters: "twrgy" for every line).
-    """
-    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
-    if len(pairs) < 10:
-        return ""
-    hyps = [h for _, h in pairs]
-    empty = sum(not h.strip() for h in hyps) / len(hyps)
-    if empty >= 0.5:
-        return (
-            f"{empty:.0%} of the lines are read as empty: the model is still in CTC's all-blank phase "
-            "(train longer, raise train.lr, or start from a pretrained model)"
-        )
-    text, n = Counter(hyps).most_common(1)[0]
-    distinct_refs = len({r for r, _ in pairs})
-    if n / len(hyps) >= 0.5 and distinct_refs > 1:
-        return (
-            f"{n / len(hyps):.0%} of the lines get the same reading {text!r}: the output does not depend "
-            "on the image (a language prior or a collapsed model), whatever the CER says"
-        )
-    return ""
 
 
 def distillation_kl(
@@ -509,7 +481,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         """Validate, checkpoint; returns True when training should stop early."""
         t0 = time.time()
         val_pred = predict(model, charset, val_lines.images, cfg.train.eval_batch_size, device)
-        val_counts = count_errors(val_lines.texts, [d.text for d in val_pred])
+        val_hyps = [d.text for d in val_pred]
+        val_counts = count_errors(val_lines.texts, val_hyps)
         tr_imgs = [train_lines.images[i] for i in train_eval_idx]
         tr_pred = predict(model, charset, tr_imgs, cfg.train.eval_batch_size, device)
         tr_counts = count_errors([train_lines.texts[i] for i in train_eval_idx], [d.text for d in tr_pred])
@@ -533,7 +506,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 {"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))
             ],
         }
-        warning = not_reading(val_lines.texts, [d.text for d in val_pred])
+        warning = not_reading(val_lines.texts, val_hyps)
         if warning:
             rec["warning"] = warning
         logger.write(rec)
@@ -707,4 +680,4 @@ def load_run_config(path: str | None, overrides: list[str]) -> RunConfig:
     return load_config(RunConfig, path, overrides)
 
 
-__all__ = ["RunConfig", "distillation_kl", "load_run_config", "not_reading", "plot_curves", "train"]
+__all__ = ["RunConfig", "distillation_kl", "load_run_config", "plot_curves", "train"]
