@@ -19,6 +19,7 @@ from htrlab.errors import ConfigError, DataError
 from htrlab.segment import segment_lines
 from htrlab.segment.evaluate import match_lines
 from htrlab.segment.export import read_layout, write_alto, write_page_xml
+from htrlab.segment.lines import TextLine, reading_order
 from htrlab.segment.read import crop_line, lines_of
 
 PAGE_TEXT = [
@@ -64,6 +65,36 @@ def test_lines_of_a_page_are_found_in_reading_order(angle: float) -> None:
     # crops come out upright: a straight line's crop is about as tall as the rendered line
     crop = crop_line(page, layout.lines[0])
     assert crop.shape[0] < 2.2 * (boxes[0][:, 1].max() - boxes[0][:, 1].min())
+
+
+def _line(x0: float, y0: float, x1: float, y1: float, height: float = 40.0, name: str = "") -> TextLine:
+    """A line with a straight baseline from (x0, y0) to (x1, y1) and a box ``height`` above it."""
+    base = np.array([[x0, y0], [x1, y1]])
+    top, bottom = min(y0, y1) - height, max(y0, y1) + 10
+    box = (int(x0), int(top), int(x1 - x0), int(bottom - top))
+    poly = np.array([[x0, top], [x1, top], [x1, bottom], [x0, bottom]])
+    return TextLine(poly, base, box, id=name)
+
+
+def test_reading_order_keeps_sloping_lines_whose_boxes_overlap_in_order() -> None:
+    # two lines rising to the right, 60 px apart: their boxes overlap by most of their height, and the lower
+    # one starts further left -- sorting boxes as rows and rows by x put it first
+    upper = _line(150, 300, 1200, 180, name="upper")
+    lower = _line(100, 360, 1200, 240, name="lower")
+    assert [ln.id for ln in reading_order([lower, upper])] == ["upper", "lower"]
+    assert [ln.id for ln in reading_order([upper, lower])] == ["upper", "lower"]
+
+
+def test_reading_order_side_by_side_lines_left_to_right_then_down() -> None:
+    place = _line(100, 100, 400, 100, name="place")
+    date = _line(900, 95, 1300, 92, name="date")  # a little higher, same row
+    body1 = _line(100, 200, 1300, 200, name="body1")
+    body2 = _line(100, 300, 1300, 300, name="body2")
+    short = _line(100, 400, 300, 400, name="short")  # a short last line, then a signature on the right
+    sign = _line(800, 470, 1250, 470, name="sign")
+    got = reading_order([sign, body2, date, short, body1, place])
+    assert [ln.id for ln in got] == ["place", "date", "body1", "body2", "short", "sign"]
+    assert reading_order([]) == [] and [ln.id for ln in reading_order([place])] == ["place"]
 
 
 def test_auto_layout_reads_a_line_as_a_line_and_a_page_as_lines() -> None:

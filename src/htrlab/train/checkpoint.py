@@ -59,7 +59,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     # save_model stores tensors that share memory (tied embeddings) once
-    save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))})
+    # force_contiguous: channels-last weights (train.channels_last) are stored in the standard layout
+    save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))}, force_contiguous=True)
     tmp.replace(path)
 
 

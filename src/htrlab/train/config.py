@@ -76,6 +76,9 @@ class TrainSection:
     distill_temperature: float = 2.0  # softening of teacher and student posteriors for the KL term
     distill_weight: float = 0.5  # loss = (1 - w) * CTC(labels) + w * T^2 * KL(teacher || student)
     progress: bool = True
+    # convolution weights and activations in channels-last layout: the same arithmetic, faster convolutions
+    # (ppocrv5-rec: 2.14 -> 1.49 s per forward+backward of 16 lines 600 px wide on the 2-core CPU)
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):

@@ -46,6 +46,7 @@ RESUMABLE_CHANGES = {
     "train.progress",
     "train.log_every",
     "train.threads",
+    "train.channels_last",
 }
 
 
@@ -401,6 +402,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         )
 
     model.to(device)
+    if cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)  # a no-op for models without convolutions
+        if teacher is not None:
+            teacher.to(memory_format=torch.channels_last)
     net: nn.Module = model
     if distributed:
         net = nn.parallel.DistributedDataParallel(
