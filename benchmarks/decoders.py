@@ -30,10 +30,13 @@ from htrlab.decoding.rescore import (
     CausalLMScorer,
     RescoreConfig,
     RescoreDecoder,
+    previous_line_contexts,
+    rescore_in_order,
     tune_rescoring,
 )
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import emissions
+from htrlab.evaluate.metrics import count_errors
 from htrlab.lm.tune import score_decoder, tune_grid
 
 
@@ -62,7 +65,7 @@ def main() -> int:
     ap.add_argument("--tune-lines", type=int, default=0, help="tune on the first N val lines (0 = all val)")
     ap.add_argument(
         "--rows",
-        default="greedy,beam,char,word-cmu,word,char+word,neural,rescore",
+        default="greedy,beam,char,word-cmu,word,char+word,neural,rescore,rescore-context",
         help="which decoders to measure (their LMs must be given)",
     )
     ap.add_argument("--nbest", type=int, default=8)
@@ -74,7 +77,7 @@ def main() -> int:
     engine = load_engine(args.model, "auto", args.threads)
     cs = engine.charset
     ds = open_dataset(args.data, on_error="skip")
-    data = {}
+    data, docs = {}, {}
     for split in ("val", "test"):
         samples = [s for s in ds.split(split) if s.text]
         if args.max_lines:
@@ -83,6 +86,7 @@ def main() -> int:
         t0 = time.perf_counter()
         ems = emissions(engine, lines.images, 32)
         data[split] = (lines.texts, ems, time.perf_counter() - t0)
+        docs[split] = lines.doc_ids or [""] * len(ems)
         print(f"{split}: {len(ems)} lines, network {len(ems) / data[split][2]:.1f} lines/s", file=sys.stderr)
 
     def options(**kw: Any) -> argparse.Namespace:
@@ -161,7 +165,7 @@ def main() -> int:
     if "beam" in want:
         run("beam", options(decoder="beam"), {})
     char_ns = None
-    if args.char_lm and want & {"char", "char+word", "rescore"}:
+    if args.char_lm and want & {"char", "char+word", "rescore", "rescore-context"}:
         char_ns = run(
             "beam + char 6-gram",
             options(decoder="beam+char", lm=args.char_lm),
@@ -197,9 +201,11 @@ def main() -> int:
             options(decoder="beam+neural", neural_lm=args.neural_lm, token_beam=args.neural_token_beam),
             {"neural_lm_weight": a, "word_score": b},
         )
-    if args.rescore_lm and "rescore" in want:
+    scorer = (
+        CausalLMScorer(args.rescore_lm) if args.rescore_lm and want & {"rescore", "rescore-context"} else None
+    )
+    if scorer is not None and "rescore" in want:
         t0 = time.perf_counter()
-        scorer = CausalLMScorer(args.rescore_lm)
         base = char_ns or options(decoder="beam")
         beam = make_decoder(base, cs)
         rd = RescoreDecoder(beam, scorer, RescoreConfig(nbest=args.nbest))
@@ -239,6 +245,47 @@ def main() -> int:
             }
         )
         print(rows[-2]["decoder"], rows[-2]["chosen_on_val"], rows[-2]["test"], file=sys.stderr)
+        save()
+    if scorer is not None and "rescore-context" in want:
+        # the same N-best lists, each line scored as the continuation of the previous line of its page
+        t0 = time.perf_counter()
+        base = char_ns or options(decoder="beam")
+        rd = RescoreDecoder(make_decoder(base, cs), scorer, RescoreConfig(nbest=args.nbest))
+        refs, ems, _ = data["val"]
+        tune_docs = docs["val"]
+        if args.tune_lines:
+            refs, ems, tune_docs = (
+                refs[: args.tune_lines],
+                ems[: args.tune_lines],
+                tune_docs[: args.tune_lines],
+            )
+        lists = [rd.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in ems]
+        ctx = previous_line_contexts([c[0][0] if c else "" for c in lists], tune_docs)
+        llm = [scorer.log10_probs([t for t, _ in c], [x] * len(c)) for c, x in zip(lists, ctx)]
+        weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
+        (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
+        rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)
+
+        def in_order(split: str) -> dict[str, float]:
+            refs, ems, _ = data[split]
+            t1 = time.perf_counter()
+            hyps = [d.text for d in rescore_in_order(rd, ems, docs[split])]
+            c = count_errors(list(refs), hyps)
+            return {"cer": c.cer, "wer": c.wer, "decode_lines_per_s": len(refs) / (time.perf_counter() - t1)}
+
+        rows.append(
+            {
+                "decoder": f"N-best ({args.nbest}) of {'beam + char 6-gram' if char_ns else 'beam'}, rescored by "
+                f"{args.rescore_lm} given the previous line",
+                "name": "rescore+context",
+                "chosen_on_val": {"rescore_weight": w, "length_bonus": lb},
+                "val": in_order("val"),
+                "test": in_order("test"),
+                "grid": [{"rescore_weight": p[0], "length_bonus": p[1], "cer": p[2]} for p in pts],
+                "tuning_s": time.perf_counter() - t0,
+            }
+        )
+        print(rows[-1]["decoder"], rows[-1]["chosen_on_val"], rows[-1]["test"], file=sys.stderr)
         save()
 
     greedy = next((r["test"]["cer"] for r in rows if r["name"] == "greedy"), float("nan"))

@@ -191,6 +191,44 @@ def test_causal_lm_scores_and_rescoring(tiny_causal_lm: Path, monkeypatch: pytes
         CausalLMScorer(str(tiny_causal_lm / "missing"))
 
 
+def test_causal_lm_scores_a_line_as_the_continuation_of_the_previous_one(
+    tiny_causal_lm: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from htrlab.decoding.rescore import (
+        CausalLMScorer,
+        RescoreConfig,
+        RescoreDecoder,
+        previous_line_contexts,
+        rescore_in_order,
+    )
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sc = CausalLMScorer(str(tiny_causal_lm), batch_size=3)
+    (plain,) = sc.log10_probs(["hat"])
+    with_ctx, again = sc.log10_probs(["hat", "hat"], ["the red", "the red"])
+    assert with_ctx == again and with_ctx != plain  # cached per (context, text)
+    # only the text's own tokens count: the direct sum over " hat" after "<start> the red"
+    head = [sc.start_id, *sc.tok("the red", add_special_tokens=False).input_ids]
+    body = sc.tok(" hat", add_special_tokens=False).input_ids
+    ids = torch.tensor([head + body])
+    with torch.no_grad():
+        lp = torch.log_softmax(sc.model(input_ids=ids).logits[0, :-1], -1)
+    pos = torch.arange(len(head) - 1, ids.shape[1] - 1)
+    direct = float(lp[pos, ids[0, len(head) :]].sum()) / math.log(10)
+    assert math.isclose(with_ctx, direct, abs_tol=1e-4)
+    with pytest.raises(ValueError, match="contexts"):
+        sc.log10_probs(["a", "b"], ["x"])
+    assert previous_line_contexts(["a", "b", "c", "d"], ["p1", "p1", "p2", "p2"]) == ["", "a", "", "c"]
+    # every line its own document: no context, the same readings as the batch decoder
+    lp_amb = torch.tensor(_emissions(CS, AMBIGUOUS))
+    beam = BeamDecoder(CS, BeamConfig(beam_size=8))
+    rd = RescoreDecoder(beam, sc, RescoreConfig(nbest=4, weight=2.0))
+    alone = rescore_in_order(rd, [lp_amb, lp_amb], ["d1", "d2"])
+    batch = rd(torch.stack([lp_amb, lp_amb]), torch.tensor([len(AMBIGUOUS)] * 2))
+    assert [d.text for d in alone] == [d.text for d in batch]
+    assert [round(d.confidence, 6) for d in alone] == [round(d.confidence, 6) for d in batch]
+
+
 def test_decoder_names_and_tuned_settings_on_the_command_line(
     tiny_checkpoint: tuple[Path, Path],
     tiny_causal_lm: Path,

@@ -35,7 +35,8 @@ def _graph() -> onnx.ModelProto:
         for k, v in scalars.items()
     ]
     n = helper.make_node
-    nodes = const_nodes + [
+    nodes = [
+        *const_nodes,
         n("Conv", ["X", "W1"], ["a"], pads=[1, 1, 1, 1]),
         n("Reshape", ["b1", "shape"], ["b1r"]),
         n("Add", ["a", "b1r"], ["a1"]),

@@ -88,29 +88,44 @@ class CausalLMScorer:
         if start is None:
             raise ModelError(f"{name}: its tokenizer has no start/end token to condition the first word on")
         self.start_id = int(start)
-        self.cache: dict[str, float] = {}
+        self.cache: dict[tuple[str, str], float] = {}  # (context, text) -> log10 p
 
     @torch.no_grad()
-    def log10_probs(self, texts: Sequence[str]) -> list[float]:
-        """log10 p(text | start token), summed over the text's tokens (an empty text scores 0)."""
-        todo = sorted({t for t in texts if t not in self.cache and t}, key=len)
+    def log10_probs(self, texts: Sequence[str], contexts: Sequence[str] | None = None) -> list[float]:
+        """log10 p(text | start token [, context]), summed over the text's tokens (an empty text scores 0).
+
+        ``contexts`` (one per text, "" for none) is text read before this one - the previous line of the page:
+        the text is then scored as its continuation after a space, only its own tokens counted.
+        """
+        ctx = list(contexts) if contexts is not None else [""] * len(texts)
+        if len(ctx) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(ctx)} contexts")
+        keys = list(zip(ctx, texts))
+        todo = sorted({k for k in keys if k not in self.cache and k[1]}, key=lambda k: len(k[0]) + len(k[1]))
         for i in range(0, len(todo), self.batch_size):
             chunk = todo[i : i + self.batch_size]
-            ids = [[self.start_id, *self.tok(t, add_special_tokens=False).input_ids] for t in chunk]
+            ids, first = [], []
+            for c, t in chunk:
+                head = [self.start_id, *(self.tok(c, add_special_tokens=False).input_ids if c else [])]
+                body = self.tok(" " + t if c else t, add_special_tokens=False).input_ids
+                ids.append(head + body)
+                first.append(len(head))  # position of the text's first token
             n = max(map(len, ids))
             x = torch.full((len(ids), n), self.start_id, dtype=torch.long)
             mask = torch.zeros((len(ids), n), dtype=torch.long)
+            scored = torch.zeros((len(ids), n), dtype=torch.long)
             for k, row in enumerate(ids):
                 x[k, : len(row)] = torch.tensor(row)
                 mask[k, : len(row)] = 1
+                scored[k, first[k] : len(row)] = 1
             logits = self.model(
                 input_ids=x.to(self.device), attention_mask=mask.to(self.device)
             ).logits.float()
             lp = torch.log_softmax(logits[:, :-1], -1).gather(-1, x[:, 1:, None].to(self.device))[..., 0]
-            lp = (lp * mask[:, 1:].to(self.device)).sum(-1).cpu()
-            for t, v in zip(chunk, lp.tolist()):
-                self.cache[t] = v / math.log(10.0)
-        return [self.cache.get(t, 0.0) for t in texts]
+            lp = (lp * scored[:, 1:].to(self.device)).sum(-1).cpu()
+            for key, v in zip(chunk, lp.tolist()):
+                self.cache[key] = v / math.log(10.0)
+        return [self.cache.get(k, 0.0) for k in keys]
 
 
 # the default tuning grid of (weight, length_bonus): the LLM weight 0 keeps the length term's effect measurable
@@ -161,6 +176,37 @@ class RescoreDecoder:
             llm = list(itertools.islice(scores, len(cands)))
             out.append(Decoded(cands[choose(cands, llm, self.cfg.weight, self.cfg.length_bonus)][0], conf))
         return out
+
+
+def previous_line_contexts(readings: Sequence[str], doc_ids: Sequence[str]) -> list[str]:
+    """Each line's context for rescoring: the reading of the line before it in the same document (lines in
+    reading order), "" for a document's first line."""
+    return ["" if i == 0 or doc_ids[i] != doc_ids[i - 1] else readings[i - 1] for i in range(len(readings))]
+
+
+def rescore_in_order(
+    decoder: RescoreDecoder, emissions: Sequence[torch.Tensor], doc_ids: Sequence[str]
+) -> list[Decoded]:
+    """Rescore lines given in reading order, each conditioned on the previous line of its document.
+
+    The context is the beam search's best reading of the previous line (not the rescored choice, so every
+    line's candidates can be scored in one batch). ``emissions``: (T, C) log-probabilities per line.
+    """
+    if len(emissions) != len(doc_ids):
+        raise ValueError(f"{len(emissions)} lines but {len(doc_ids)} document ids")
+    lists = [decoder.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in emissions]
+    contexts = previous_line_contexts([c[0][0] if c else "" for c in lists], doc_ids)
+    flat = decoder.scorer.log10_probs(
+        [t for c in lists for t, _ in c], [ctx for c, ctx in zip(lists, contexts) for _ in c]
+    )
+    scores = iter(flat)
+    out = []
+    for cands, e in zip(lists, emissions):
+        llm = list(itertools.islice(scores, len(cands)))
+        conf = best_path_confidences(e[None].cpu(), torch.tensor([e.shape[0]]))[0]
+        text = cands[choose(cands, llm, decoder.cfg.weight, decoder.cfg.length_bonus)][0] if cands else ""
+        out.append(Decoded(text, conf))
+    return out
 
 
 def tune_rescoring(

@@ -403,9 +403,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
 
     model.to(device)
     if cfg.train.channels_last:
-        model.to(memory_format=torch.channels_last)  # a no-op for models without convolutions
+        # a no-op for models without convolutions (torch's stubs omit memory_format on Module.to)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if teacher is not None:
-            teacher.to(memory_format=torch.channels_last)
+            teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     net: nn.Module = model
     if distributed:
         net = nn.parallel.DistributedDataParallel(
