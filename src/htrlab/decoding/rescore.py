@@ -129,7 +129,10 @@ class CausalLMScorer:
 
 
 # the default tuning grid of (weight, length_bonus): the LLM weight 0 keeps the length term's effect measurable
-RESCORE_GRID = {"rescore_weight": (0.0, 0.1, 0.3, 0.6, 1.0), "length_bonus": (0.0, 0.3, 0.6, 1.0, 2.0)}
+RESCORE_GRID = {
+    "rescore_weight": (0.0, 0.1, 0.3, 0.6, 1.0),
+    "length_bonus": (0.0, 0.3, 0.6, 1.0, 2.0, 3.0, 4.0),  # 2 was the best edge with the default model
+}
 
 
 @dataclass
