@@ -30,7 +30,7 @@ from htrlab.decoding.rescore import (
     CausalLMScorer,
     RescoreConfig,
     RescoreDecoder,
-    previous_line_contexts,
+    nbest_and_scores,
     rescore_in_order,
     tune_rescoring,
 )
@@ -212,8 +212,7 @@ def main() -> int:
         refs, ems, _ = data["val"]
         if args.tune_lines:
             refs, ems = refs[: args.tune_lines], ems[: args.tune_lines]
-        lists = [rd.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in ems]
-        llm = [scorer.log10_probs([t for t, _ in c]) for c in lists]
+        lists, llm = nbest_and_scores(rd, ems)
         weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
         (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
         rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)
@@ -259,9 +258,7 @@ def main() -> int:
                 ems[: args.tune_lines],
                 tune_docs[: args.tune_lines],
             )
-        lists = [rd.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in ems]
-        ctx = previous_line_contexts([c[0][0] if c else "" for c in lists], tune_docs)
-        llm = [scorer.log10_probs([t for t, _ in c], [x] * len(c)) for c, x in zip(lists, ctx)]
+        lists, llm = nbest_and_scores(rd, ems, tune_docs)
         weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
         (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
         rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)

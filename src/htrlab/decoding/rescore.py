@@ -187,27 +187,40 @@ def previous_line_contexts(readings: Sequence[str], doc_ids: Sequence[str]) -> l
     return ["" if i == 0 or doc_ids[i] != doc_ids[i - 1] else readings[i - 1] for i in range(len(readings))]
 
 
+def nbest_and_scores(
+    decoder: RescoreDecoder, emissions: Sequence[torch.Tensor], doc_ids: Sequence[str] | None = None
+) -> tuple[list[list[tuple[str, float]]], list[list[float]]]:
+    """The N-best lists of lines and the LLM's log10 p of each candidate, scored in one batch.
+
+    With ``doc_ids`` (lines in reading order) each line is scored as the continuation of the previous line of
+    its document: the beam search's best reading of that line (not the rescored choice, so that every line's
+    candidates can be scored together). ``emissions``: (T, C) log-probabilities per line.
+    """
+    if doc_ids is not None and len(emissions) != len(doc_ids):
+        raise ValueError(f"{len(emissions)} lines but {len(doc_ids)} document ids")
+    lists = [decoder.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in emissions]
+    if doc_ids is None:
+        contexts = [""] * len(lists)
+    else:
+        contexts = previous_line_contexts([c[0][0] if c else "" for c in lists], doc_ids)
+    flat = iter(
+        decoder.scorer.log10_probs(
+            [t for c in lists for t, _ in c], [ctx for c, ctx in zip(lists, contexts) for _ in c]
+        )
+    )
+    return lists, [list(itertools.islice(flat, len(c))) for c in lists]
+
+
 def rescore_in_order(
     decoder: RescoreDecoder, emissions: Sequence[torch.Tensor], doc_ids: Sequence[str]
 ) -> list[Decoded]:
-    """Rescore lines given in reading order, each conditioned on the previous line of its document.
-
-    The context is the beam search's best reading of the previous line (not the rescored choice, so every
-    line's candidates can be scored in one batch). ``emissions``: (T, C) log-probabilities per line.
-    """
-    if len(emissions) != len(doc_ids):
-        raise ValueError(f"{len(emissions)} lines but {len(doc_ids)} document ids")
-    lists = [decoder.nbest(e[None], torch.tensor([e.shape[0]]))[0] for e in emissions]
-    contexts = previous_line_contexts([c[0][0] if c else "" for c in lists], doc_ids)
-    flat = decoder.scorer.log10_probs(
-        [t for c in lists for t, _ in c], [ctx for c, ctx in zip(lists, contexts) for _ in c]
-    )
-    scores = iter(flat)
+    """Rescore lines given in reading order, each conditioned on the previous line of its document
+    (see :func:`nbest_and_scores`)."""
+    lists, llm = nbest_and_scores(decoder, emissions, doc_ids)
     out = []
-    for cands, e in zip(lists, emissions):
-        llm = list(itertools.islice(scores, len(cands)))
+    for cands, scores, e in zip(lists, llm, emissions):
         conf = best_path_confidences(e[None].cpu(), torch.tensor([e.shape[0]]))[0]
-        text = cands[choose(cands, llm, decoder.cfg.weight, decoder.cfg.length_bonus)][0] if cands else ""
+        text = cands[choose(cands, scores, decoder.cfg.weight, decoder.cfg.length_bonus)][0] if cands else ""
         out.append(Decoded(text, conf))
     return out
 

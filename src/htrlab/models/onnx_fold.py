@@ -108,28 +108,31 @@ def fold_affine_into_conv(model: Any) -> int:
         # before the convolution: [Mul(s) ->] [Add(t) ->] Conv with scalars s, t
         x = node.input[0]
         scale, shift, chain = 1.0, 0.0, []
-        add = scalar_operand(producer(x), "Add", x)
-        if add is not None:
-            chain.append(producer(x))
+        p = producer(x)
+        add = scalar_operand(p, "Add", x)
+        if add is not None and p is not None:
+            chain.append(p)
             x, shift = add
-        mul = scalar_operand(producer(x), "Mul", x)
-        if mul is not None and abs(mul[1]) > _EPS:
-            chain.append(producer(x))
+            p = producer(x)
+        mul = scalar_operand(p, "Mul", x)
+        if mul is not None and p is not None and abs(mul[1]) > _EPS:
+            chain.append(p)
             x, scale = mul
             shift /= scale  # conv(s*h + t) = conv(s*(h + t/s))
-        if chain and (scale != 1.0 or shift == 0.0 or _pads_zero(node)):
+        exact = shift == 0.0 or _pads_zero(node)  # the whole shift can move into the bias
+        if chain and (scale != 1.0 or exact):
             w = w * scale
             changed = True
-            if shift == 0.0 or _pads_zero(node):
+            if exact:
                 b = b + shift * w.sum(axis=(1, 2, 3))
-                removed.update(c for c in chain if c is not None)
+                removed.update(chain)
                 node.input[0] = x
             else:  # zero padding is not shifted: one Add(t / s) stays in front of the convolution
-                add_node = nodes[chain[0]]  # type: ignore[index]
+                add_k, mul_k = chain
                 name = f"fold_{k}_shift"
                 new_inits.append(numpy_helper.from_array(np.array(shift, dtype=np.float32), name))
-                add_node.input[:] = [x, name]
-                removed.add(chain[1])  # type: ignore[arg-type]
+                nodes[add_k].input[:] = [x, name]
+                removed.add(mul_k)
         if changed:
             dtype = const[node.input[1]].dtype
             for pos, (name, arr) in enumerate(((f"fold_{k}_W", w), (f"fold_{k}_B", b)), start=1):
