@@ -30,6 +30,16 @@ def add_on_error(p: Any) -> None:
     )
 
 
+def add_line_crop(p: Any) -> None:
+    p.add_argument(
+        "--line-crop",
+        choices=["baseline", "polygon"],
+        default="baseline",
+        help="how lines of PAGE-XML/ALTO pages are cut out: a band around the baseline, straightened "
+        "(default; as the bundled model was trained) or the outline polygon with the rest masked",
+    )
+
+
 def add_engine_option(p: Any) -> None:
     p.add_argument(
         "--engine",

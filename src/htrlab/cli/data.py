@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from htrlab.cli.common import add_on_error, dumps, write_output
+from htrlab.cli.common import add_line_crop, add_on_error, dumps, write_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--augment", action="store_true", help="also show an augmented copy of each sample")
     show.add_argument("--seed", type=int, default=0)
     add_on_error(show)
+    add_line_crop(show)
     show.set_defaults(func=run_show)
     check = verbs.add_parser(
         "check", help="counts, charset, sizes, problems; exit 1 on leakage between splits"
@@ -54,7 +55,7 @@ def run_show(args: argparse.Namespace) -> int:
     from htrlab.data.preprocess import PreprocessConfig
     from htrlab.data.show import render_grid
 
-    ds = open_dataset(args.dataset, on_error=args.on_error)
+    ds = open_dataset(args.dataset, on_error=args.on_error, line_crop=args.line_crop)
     samples = ds.split(args.split) if args.split else ds.samples
     if args.checkpoint:
         from htrlab.config import from_dict

@@ -8,6 +8,7 @@ import sys
 from htrlab.cli.common import (
     add_decoder_options,
     add_engine_option,
+    add_line_crop,
     add_on_error,
     dumps,
     make_decoder,
@@ -34,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_decoder_options(p)
     add_on_error(p)
+    add_line_crop(p)
     p.set_defaults(func=run)
 
 
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load_engine(args.checkpoint, args.engine)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
-    dataset = open_dataset(args.dataset, on_error=args.on_error)
+    dataset = open_dataset(args.dataset, on_error=args.on_error, line_crop=args.line_crop)
     available = dataset.splits
     splits = [s for s in wanted if s in available]
     missing = [s for s in wanted if s not in available]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from htrlab.cli.common import dumps, write_output
+from htrlab.cli.common import add_line_crop, dumps, write_output
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="JSON with the chosen settings (use with --decoding) and the grid",
     )
+    add_line_crop(t)
     t.set_defaults(func=run_tune)
 
 
@@ -228,7 +229,11 @@ def run_tune(args: argparse.Namespace) -> int:
     grid = _parse_grid(args)
     engine = load_engine(args.model)
     make_decoder(args, engine.charset)  # checks the decoder name and its LMs before the network runs
-    samples = [s for s in open_dataset(args.dataset, on_error="skip").split(args.split) if s.text]
+    samples = [
+        s
+        for s in open_dataset(args.dataset, on_error="skip", line_crop=args.line_crop).split(args.split)
+        if s.text
+    ]
     if args.max_lines:
         samples = samples[: args.max_lines]
     if not samples:

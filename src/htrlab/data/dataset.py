@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.readers import (
     Problems,
     read_alto_file,
@@ -21,7 +22,7 @@ from htrlab.data.readers import (
 )
 from htrlab.data.readers.common import local, parse_xml
 from htrlab.data.sample import LineSample
-from htrlab.errors import DataError
+from htrlab.errors import ConfigError, DataError
 
 FORMATS = ("page", "alto", "iam", "bentham", "cvl", "folder", "tsv")
 
@@ -144,6 +145,7 @@ def open_dataset(
     seed: int = 0,
     iam_protocol: str = "aachen",
     language: str | None = "en",
+    line_crop: str = "baseline",
 ) -> Dataset:
     """Open a dataset: ``PATH`` (format detected) or ``FORMAT:PATH`` (one of :data:`FORMATS`).
 
@@ -151,9 +153,16 @@ def open_dataset(
     partitions, CVL train/test sets, ``train/``/``val/``/``test/`` folders, a TSV split column); lines without one
     are split by document (or writer) with a fixed hash, never line by line.
 
+    ``line_crop`` says how lines of page formats (PAGE-XML, ALTO) are cut from their pages: ``"baseline"``
+    (a band around the baseline, straightened; lines without a baseline fall back to their outline) or
+    ``"polygon"`` (the outline, the rest masked); see :mod:`htrlab.data.linecrop`.
+
     Raises:
         DataError: the path does not exist, the format is unknown or the data is malformed.
+        ConfigError: an unknown ``line_crop``.
     """
+    if line_crop not in LINE_CROPS:
+        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
     text = str(spec)
     fmt: str | None = None
     if ":" in text and text.split(":", 1)[0] in FORMATS:
@@ -193,6 +202,8 @@ def open_dataset(
         samples = read_tsv(path, problems)
     else:
         raise DataError(f"unknown dataset format '{fmt}' (known: {', '.join(FORMATS)})")
+    for s in samples:
+        s.crop = line_crop
     if fmt != "iam":  # IAM lines outside the protocol's lists stay unsplit on purpose
         assign_splits(samples, by=split_by, seed=seed)
     name = path.stem if path.is_file() else path.name

@@ -83,8 +83,10 @@ def _cache_key(samples: Sequence[LineSample], cfg: PreprocessConfig) -> str:
         except OSError:
             mtime = -1
         poly = s.polygon.tobytes() if s.polygon is not None else b""
-        h.update(f"{s.id}\t{s.text}\t{s.image_path}\t{mtime}\t{s.box}".encode())
+        base = s.baseline.tobytes() if s.baseline is not None else b""
+        h.update(f"{s.id}\t{s.text}\t{s.image_path}\t{mtime}\t{s.box}\t{s.crop}\t{s.line_spacing}".encode())
         h.update(poly)
+        h.update(base)
     return h.hexdigest()[:20]
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from htrlab.data.linecrop import baseline_y
 from htrlab.errors import DataError
 
 
@@ -303,16 +304,7 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
 
 def _baseline_y(line: TextLine, x: float) -> float:
     """The line's baseline height at ``x`` (extrapolated along its end segments)."""
-    bx, by = line.baseline[:, 0].astype(float), line.baseline[:, 1].astype(float)
-    if len(bx) < 2 or bx[-1] == bx[0]:
-        return float(by.mean())
-    order = np.argsort(bx)
-    bx, by = bx[order], by[order]
-    if x <= bx[0] or x >= bx[-1]:
-        k = 0 if x <= bx[0] else len(bx) - 2
-        slope = (by[k + 1] - by[k]) / max(bx[k + 1] - bx[k], 1e-6)
-        return float(by[k] + slope * (x - bx[k]))
-    return float(np.interp(x, bx, by))
+    return float(baseline_y(line.baseline, x))
 
 
 def _precedes(a: TextLine, b: TextLine) -> bool:

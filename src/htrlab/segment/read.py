@@ -1,6 +1,6 @@
 """From any image to line images: decide whether it is a word, a line or a page (``layout="auto"``), find the
-lines when it holds several, and cut each line out upright (rotated by its baseline's angle, the pixels
-outside its polygon set to paper) for the recognizer."""
+lines when it holds several, and cut each line out upright for the recognizer: a band around its baseline,
+straightened (as training lines of PAGE-XML pages are cut), or its outline rotated by its baseline's angle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from htrlab.data.images import background_level
+from htrlab.data.linecrop import LINE_CROPS, crop_baseline_band, line_spacing
 from htrlab.errors import ConfigError
 from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine, ink_map, segment_lines
 
@@ -86,7 +87,11 @@ def _ink_height_in_chars(binary: np.ndarray) -> float:
 
 
 def lines_of(
-    gray: np.ndarray, layout: str = "auto", cfg: SegmentConfig | None = None, source: str = "image"
+    gray: np.ndarray,
+    layout: str = "auto",
+    cfg: SegmentConfig | None = None,
+    source: str = "image",
+    line_crop: str = "baseline",
 ) -> tuple[PageLayout, list[np.ndarray], str]:
     """(layout with its lines, a crop per line, the layout used: ``line`` or ``page``).
 
@@ -94,9 +99,14 @@ def lines_of(
     reads the whole image as one line when fewer than two of them hold at least 30 % of the ink of the
     largest (remnants of neighbouring lines in a line crop are not lines), when the image is less than 1.8
     times as tall as its lines, or when its ink spans less than 3.5 character heights (a word or one line).
+    Page lines are cut as bands around their baselines (``line_crop="baseline"``, as PAGE-XML training lines
+    are) or by their outlines (``"polygon"``, rotated upright); a page whose spacing cannot be measured (one
+    line) uses the outlines.
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+    if line_crop not in LINE_CROPS:
+        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
     h, w = gray.shape
     ink = ink_map(gray) if min(gray.shape) >= 8 else None
     if layout in ("word", "line"):
@@ -110,4 +120,9 @@ def lines_of(
     ):
         found.lines = [whole_image_line(gray)]
         return found, [trim_to_ink(gray, ink=ink)], "line"
-    return found, [crop_line(gray, ln) for ln in found.lines], "page"
+    spacing = line_spacing([ln.baseline for ln in found.lines]) if line_crop == "baseline" else None
+    if spacing is None:
+        return found, [crop_line(gray, ln) for ln in found.lines], "page"
+    # the same cut as the training lines of PAGE-XML pages (htrlab.data.linecrop)
+    crops = [crop_baseline_band(gray, ln.baseline, spacing, ln.polygon, source=source) for ln in found.lines]
+    return found, crops, "page"

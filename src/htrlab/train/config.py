@@ -34,6 +34,9 @@ class DataSection:
     drop_empty: bool = True  # lines with an empty transcription are left out (and counted in the log)
     max_train_lines: int = 0  # 0 = all; otherwise the first N (for quick experiments)
     max_val_lines: int = 0
+    # how lines of PAGE-XML/ALTO pages are cut out: "baseline" (a band around the baseline, straightened) or
+    # "polygon" (the outline, the rest masked); see htrlab.data.linecrop
+    line_crop: str = "baseline"
     cache_dir: str = ""  # preprocessed-line cache; "" = $HTRLAB_CACHE or ~/.cache/htrlab
     # further training sets mixed into every epoch; validation stays on the main dataset
     extra_train: list[ExtraData] = field(default_factory=list)

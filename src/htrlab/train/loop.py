@@ -183,7 +183,7 @@ def _extra_samples(cfg: RunConfig) -> list[tuple[Any, list[LineSample]]]:
     """The lines of each ``data.extra_train`` entry (empty lines dropped, a seeded subset when capped)."""
     out = []
     for k, extra in enumerate(cfg.data.extra_train):
-        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error)
+        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=cfg.data.line_crop)
         samples = ds.split(extra.split) if extra.split else list(ds.samples)
         samples = [s for s in samples if s.text]
         if extra.max_lines and len(samples) > extra.max_lines:
@@ -299,7 +299,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     torch.manual_seed(seed)
 
     # ---- data -------------------------------------------------------------------------------------------
-    ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error)
+    ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error, line_crop=cfg.data.line_crop)
     train_samples, dropped_train = _select(
         ds.split(cfg.data.train_split), cfg.data.drop_empty, cfg.data.max_train_lines
     )

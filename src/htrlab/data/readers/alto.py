@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from lxml import etree
 
 from htrlab.data.images import parse_points
-from htrlab.data.readers.common import Problems, local, parse_xml
+from htrlab.data.readers.common import Problems, local, parse_xml, set_line_spacing
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
@@ -80,6 +81,36 @@ def read_alto_file(
                 split=split,
                 polygon=poly,
                 box=box,  # type: ignore[arg-type]
+                baseline=_baseline(line, poly, box, problems, source),
             )
         )
+    set_line_spacing(samples)
     return samples
+
+
+def _baseline(
+    line: etree._Element,
+    poly: np.ndarray | None,
+    box: tuple[int, ...] | None,
+    problems: Problems,
+    source: str,
+) -> np.ndarray | None:
+    """ALTO 4 ``BASELINE="x1,y1 x2,y2 ..."`` as points; ALTO 2/3's single number (a height on the page) as a
+    level baseline across the line's outline or box."""
+    raw = (line.get("BASELINE") or "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw.replace(",", " ").split()) == 1:
+            y = float(raw)
+            if poly is not None:
+                x0, x1 = float(poly[:, 0].min()), float(poly[:, 0].max())
+            elif box is not None:
+                x0, x1 = float(box[0]), float(box[0] + box[2])
+            else:
+                return None
+            return np.array([[x0, y], [x1, y]])
+        return parse_points(raw, f"{source} BASELINE")
+    except (DataError, ValueError) as exc:
+        problems.report(f"{source}: bad BASELINE {raw[:40]!r}: {exc}")
+        return None

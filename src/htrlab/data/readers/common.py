@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from htrlab.data.linecrop import line_spacing
+from htrlab.data.sample import LineSample
 from htrlab.errors import ConfigError, DataError
 from htrlab.text.normalize import normalize_text
 
@@ -64,3 +66,11 @@ def read_transcription(path: Path) -> str:
 def local(tag: object) -> str:
     """Tag name without its namespace."""
     return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def set_line_spacing(samples: list[LineSample]) -> None:
+    """Give the lines of one page the page's line spacing (from their baselines), so that they can be cut as
+    baseline bands; lines of a page with a single baseline keep ``None`` (and are cut by their outline)."""
+    spacing = line_spacing([s.baseline for s in samples])
+    for s in samples:
+        s.line_spacing = spacing

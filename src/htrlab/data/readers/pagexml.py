@@ -8,7 +8,7 @@ from pathlib import Path
 from lxml import etree
 
 from htrlab.data.images import parse_points
-from htrlab.data.readers.common import Problems, local, parse_xml
+from htrlab.data.readers.common import Problems, local, parse_xml, set_line_spacing
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
@@ -106,6 +106,13 @@ def read_page_file(
             except DataError as exc:
                 problems.report(str(exc))
                 continue
+            baseline = None
+            base_el = _children(line, "Baseline")
+            if base_el and base_el[0].get("points"):
+                try:
+                    baseline = parse_points(base_el[0].get("points", ""), f"{source} Baseline")
+                except DataError as exc:  # the polygon still gives a crop: report, keep the line
+                    problems.report(str(exc))
             samples.append(
                 LineSample(
                     id=f"{doc_id}/{lid}",
@@ -114,6 +121,8 @@ def read_page_file(
                     doc_id=doc_id,
                     split=split,
                     polygon=poly,
+                    baseline=baseline,
                 )
             )
+    set_line_spacing(samples)
     return samples
