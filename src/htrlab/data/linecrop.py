@@ -72,6 +72,22 @@ def line_spacing(baselines: Sequence[np.ndarray | None], min_gap: float = 5.0) -
     return float(np.median(gaps)) if gaps else None
 
 
+def _along(baseline: np.ndarray, start: float, stop: float) -> np.ndarray:
+    """Points of the polyline ``baseline`` (in its own order: the reading direction) at arc lengths
+    ``start, start + 1, ..., stop`` (pixels; below 0 and beyond its length it goes on straight along its end
+    segments)."""
+    seg = np.diff(baseline, axis=0)
+    lengths = np.hypot(seg[:, 0], seg[:, 1])
+    arc = np.concatenate([[0.0], np.cumsum(lengths)])
+    s = np.arange(np.floor(start), np.ceil(stop) + 1, dtype=np.float64)
+    pts = np.stack([np.interp(s, arc, baseline[:, 0]), np.interp(s, arc, baseline[:, 1])], 1)
+    t0, t1 = seg[0] / lengths[0], seg[-1] / lengths[-1]
+    before, after = s < 0, s > arc[-1]
+    pts[before] = baseline[0] + s[before, None] * t0
+    pts[after] = baseline[-1] + (s[after, None] - arc[-1]) * t1
+    return pts
+
+
 def crop_baseline_band(
     page: np.ndarray,
     baseline: np.ndarray,
@@ -82,37 +98,57 @@ def crop_baseline_band(
     margin: float = BAND_MARGIN,
     source: str = "",
 ) -> np.ndarray:
-    """The band from ``above * spacing`` over the baseline to ``below * spacing`` under it, straightened along
-    the baseline, from the line's leftmost to its rightmost point (baseline or ``polygon``) plus ``margin *
-    spacing`` each side. Outside the page is paper.
+    """The band from ``above * spacing`` over the baseline to ``below * spacing`` under it, straightened: each
+    column of the result is the baseline's normal at one point, taken every pixel along the baseline in its
+    own direction (so sloping, curved and vertical lines, such as notes written up a margin, come out
+    horizontal), from the line's first to its last point (baseline, or ``polygon`` where it reaches further)
+    plus ``margin * spacing`` each side. Outside the page is paper.
 
     Raises:
         DataError: for a baseline with no points, a spacing that is not positive or gives a band taller than
-            :data:`MAX_BAND_HEIGHT`, or a line entirely outside the page.
+            :data:`MAX_BAND_HEIGHT`, or a band entirely outside the page.
     """
     b = np.asarray(baseline, dtype=np.float64).reshape(-1, 2)
     if not len(b):
         raise DataError(f"{source}: baseline has no points")
     if not np.isfinite(spacing) or spacing <= 0 or (above + below) * spacing > MAX_BAND_HEIGHT:
         raise DataError(f"{source}: line spacing {spacing} gives no usable band around the baseline")
-    xs_all = b[:, 0] if polygon is None or not len(polygon) else np.concatenate([b[:, 0], polygon[:, 0]])
-    x0 = float(xs_all.min()) - margin * spacing
-    x1 = float(xs_all.max()) + margin * spacing
-    h, w = page.shape[:2]
-    x0, x1 = max(x0, 0.0), min(x1, w - 1.0)
-    if x1 - x0 < 2:
+    keep = np.concatenate([[True], np.hypot(*np.diff(b, axis=0).T) > 1e-6])
+    b = b[keep]
+    poly = None if polygon is None or not len(polygon) else np.asarray(polygon, np.float64).reshape(-1, 2)
+    if len(b) < 2:  # a point: a level baseline through it, across the outline when there is one
+        x0, x1 = (poly[:, 0].min(), poly[:, 0].max()) if poly is not None else (b[0, 0] - 1, b[0, 0] + 1)
+        b = np.array([[x0, b[0, 1]], [max(x1, x0 + 1), b[0, 1]]])
+    t0 = (b[1] - b[0]) / np.hypot(*(b[1] - b[0]))
+    t1 = (b[-1] - b[-2]) / np.hypot(*(b[-1] - b[-2]))
+    reach = 3.0 * spacing  # how far an outline may extend the line beyond its baseline's ends
+    before = after = 0.0
+    if poly is not None:
+        before = float(np.clip(-((poly - b[0]) @ t0).min(), 0.0, reach))
+        after = float(np.clip(((poly - b[-1]) @ t1).max(), 0.0, reach))
+    lead = before + margin * spacing
+    pts = _along(b, -lead, float(np.hypot(*np.diff(b, axis=0).T).sum()) + after + margin * spacing)
+    # the direction of the line at each column, smoothed over half a line spacing so that the kinks of a
+    # polyline do not shear the letters
+    w = max(1, round(spacing / 2))
+    ahead = pts[np.minimum(np.arange(len(pts)) + w, len(pts) - 1)]
+    behind = pts[np.maximum(np.arange(len(pts)) - w, 0)]
+    tangent = ahead - behind
+    tangent /= np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-9)[:, None]
+    down = np.stack([-tangent[:, 1], tangent[:, 0]], 1)  # (1, 0) -> (0, 1): image rows grow downwards
+    rows = np.arange(-round(above * spacing), round(below * spacing) + 1, dtype=np.float64)
+    map_x = (pts[None, :, 0] + rows[:, None] * down[None, :, 0]).astype(np.float32)
+    map_y = (pts[None, :, 1] + rows[:, None] * down[None, :, 1]).astype(np.float32)
+    h, w_page = page.shape[:2]
+    inside = (map_x >= 0) & (map_x <= w_page - 1) & (map_y >= 0) & (map_y <= h - 1)
+    if not inside.any():
         raise DataError(
-            f"{source}: baseline {b.min(0).tolist()}-{b.max(0).tolist()} is outside the {w}x{h} page"
+            f"{source}: the band around baseline {b.min(0).round().tolist()}-{b.max(0).round().tolist()} lies "
+            f"outside the {w_page}x{h} page"
         )
-    xs = np.arange(np.floor(x0), np.ceil(x1) + 1, dtype=np.float32)
-    yb = baseline_y(b, xs).astype(np.float32)
-    offsets = np.arange(-round(above * spacing), round(below * spacing) + 1, dtype=np.float32)
-    map_x = np.ascontiguousarray(np.broadcast_to(xs[None, :], (len(offsets), len(xs))))
-    map_y = np.ascontiguousarray(yb[None, :] + offsets[:, None])
-    if map_y.max() < 0 or map_y.min() > h - 1:
-        raise DataError(f"{source}: the band around the baseline lies outside the {w}x{h} page")
-    r0, r1 = int(max(map_y.min(), 0)), int(min(map_y.max() + 1, h))
-    paper = background_level(page[r0:r1, int(x0) : int(x1) + 1])
+    r0, r1 = int(map_y[inside].min()), int(map_y[inside].max()) + 1
+    c0, c1 = int(map_x[inside].min()), int(map_x[inside].max()) + 1
+    paper = background_level(page[r0:r1, c0:c1])
     return cv2.remap(
         page, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=int(paper)
     )

@@ -18,7 +18,7 @@ from htrlab.data.readers.common import Problems
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # bump whenever cropping or preprocessing changes what a line becomes
 
 
 def fingerprint(gray: np.ndarray) -> str:
