@@ -39,6 +39,12 @@ def main() -> int:
     ap.add_argument("--model", default="default")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-pages", type=int, default=0)
+    ap.add_argument(
+        "--line-crop",
+        choices=["baseline", "polygon"],
+        default="baseline",
+        help="how lines are cut out, both the found ones and the ground-truth ones (see htrlab.data.linecrop)",
+    )
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,9 +60,11 @@ def main() -> int:
     for name in pages:
         xml = root / "pages" / f"{name}.xml"
         samples = read_page_file(xml)
+        for s in samples:
+            s.crop = args.line_crop
         gray = load_gray(samples[0].image_path) if samples else load_gray(xml.with_suffix(".jpg"))
         t0 = time.perf_counter()
-        layout, crops, _ = lines_of(gray, "page", source=str(xml))
+        layout, crops, _ = lines_of(gray, "page", source=str(xml), line_crop=args.line_crop)
         seg_s += time.perf_counter() - t0
         polys = [s.polygon for s in samples if s.polygon is not None]
         score = match_lines([ln.polygon for ln in layout.lines], polys)
@@ -115,7 +123,16 @@ def main() -> int:
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(
-            json.dumps({**run_facts(), "split": args.split, **summary, "per_page": per_page}, indent=2),
+            json.dumps(
+                {
+                    **run_facts(),
+                    "split": args.split,
+                    "line_crop": args.line_crop,
+                    **summary,
+                    "per_page": per_page,
+                },
+                indent=2,
+            ),
             encoding="utf-8",
         )
     return 0

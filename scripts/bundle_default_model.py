@@ -19,6 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+import yaml
 from safetensors.torch import load_file, save_file
 
 from htrlab.bundled import DEFAULT_MODEL, DEFAULT_WEIGHTS
@@ -37,13 +38,15 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   Greedy CTC decoding.
 - **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
   plus synthetic lines rendered from the Brown corpus: {extra}. Selected on the Hooker val split only.
+  Lines of the PAGE-XML pages cut {crop}.
 - **Recipe:** `configs/default-model.yaml`, run as `{command}`: {budget} min on {machine}; best checkpoint at
   step {step}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.
+{stages}
 - **Measured (best checkpoint, float32, greedy; synthetic test sets use font families held out of training):**
 
 {table}
 
-- **Limits:** trained for {budget} CPU minutes; it reads the Hooker hand far better than any off-the-shelf
+- **Limits:** trained for {total} CPU minutes in all; it reads the Hooker hand far better than any off-the-shelf
   recognizer tried here but is still short of a fully trained model (see docs/RESULTS.md). Lines only: a page
   must be segmented into lines first. English, Latin script; characters outside its charset are never output.
 - **Licence and attribution:** trained on "Joseph Hooker HTR" (Schaefer & Litvine, 2023), CC-BY-SA 4.0, images
@@ -55,10 +58,19 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="benchmark run folder (best.safetensors + results.json)")
+    ap.add_argument(
+        "--earlier",
+        action="append",
+        default=[],
+        metavar="MINUTES:WHAT",
+        help="an earlier training stage this run continued from (model.init_from), oldest first, e.g. "
+        "'105:configs/default-model.yaml as written' (repeatable; stated on the model card)",
+    )
     args = ap.parse_args()
     src = args.run / "best.safetensors"
     meta = read_meta(src)
     results = json.loads((args.run / "results.json").read_text(encoding="utf-8"))
+    run_config = yaml.safe_load((args.run / "config.yaml").read_text(encoding="utf-8")) or {}
     dest_dir = Path(__file__).resolve().parents[1] / "src" / "htrlab" / "weights"
     dest_dir.mkdir(parents=True, exist_ok=True)
     # float16 halves the file; tensors of a few numbers (graph constants, scales) stay float32
@@ -88,6 +100,23 @@ def main() -> int:
     ]
     extra = meta.data.get("extra_train", [])
     params = sum(p.numel() for p in pt.module.parameters()) if pt.module is not None else 0
+    earlier = []
+    for e in args.earlier:
+        minutes, _, what = e.partition(":")
+        try:
+            earlier.append((float(minutes), what.strip()))
+        except ValueError:
+            raise SystemExit(f"--earlier wants MINUTES:WHAT, got {e!r}") from None
+    stages = ""
+    if earlier:
+        stages = (
+            "- **Earlier stages** (each continued from the one before with `model.init_from`): "
+            + "; ".join(f"{m:g} min, {w}" for m, w in earlier)
+        )
+    crop = {
+        "baseline": "as bands around their baselines, straightened (`data.line_crop: baseline`)",
+        "polygon": "by their outline polygons, the rest masked (`data.line_crop: polygon`)",
+    }[meta.data.get("line_crop") or run_config.get("data", {}).get("line_crop", "polygon")]
     card = CARD.format(
         weights=DEFAULT_WEIGHTS,
         onnx=DEFAULT_MODEL,
@@ -100,6 +129,9 @@ def main() -> int:
         or "none",
         command=results["command"],
         budget=results["budget_min"],
+        total=results["budget_min"] + sum(m for m, _ in earlier),
+        stages=stages,
+        crop=crop,
         machine=results["machine"],
         step=results["checkpoint_step"],
         table="\n".join(rows),

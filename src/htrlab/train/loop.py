@@ -467,6 +467,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "format": ds.format,
         "train_split": cfg.data.train_split,
         "val_split": cfg.data.val_split,
+        "line_crop": cfg.data.line_crop,
         "train_lines": len(train_lines),
         "val_lines": len(val_lines),
         "skipped_train_lines": len(train_lines.skipped),
