@@ -42,7 +42,7 @@ def _sloping_page() -> tuple[np.ndarray, np.ndarray]:
     page = np.full((300, 600), 230, np.uint8)
     base = np.array([[100.0, 120.0], [500.0, 160.0]])
     for x in range(110, 490, 12):
-        y = int(round(float(baseline_y(base, x + 3))))
+        y = round(float(baseline_y(base, x + 3)))
         page[y - 30 : y, x : x + 6] = 20
     return page, base
 
@@ -82,7 +82,7 @@ def test_band_errors_name_the_line() -> None:
     with pytest.raises(DataError, match="line spacing"):
         crop_baseline_band(page, base, spacing=5000.0, source="p.xml line l1")
     with pytest.raises(DataError, match="outside"):
-        crop_baseline_band(page, base + [2000, 0], spacing=50.0, source="p.xml line l1")
+        crop_baseline_band(page, base + np.array([2000.0, 0.0]), spacing=50.0, source="p.xml line l1")
     with pytest.raises(DataError, match="no points"):
         crop_baseline_band(page, np.zeros((0, 2)), spacing=50.0)
 
@@ -163,10 +163,23 @@ def test_page_reading_cuts_bands_or_outlines(tmp_path: Path) -> None:
         yb = 100 + 100 * i
         for x in range(60, 440, 14):
             page[yb - 30 : yb, x : x + 6] = 20
-    layout, bands, mode = lines_of(page, "page")
+    _, bands, mode = lines_of(page, "page")
     assert mode == "page" and len(bands) == 3
     _, outlines, _ = lines_of(page, "page", line_crop="polygon")
     assert len(outlines) == 3
     assert all(b.shape[0] > 30 and (b < 100).any(1).sum() >= 28 for b in bands)
     with pytest.raises(ConfigError, match="line crop"):
         lines_of(page, "page", line_crop="box")
+
+
+def test_page_bands_of_widely_spaced_lines_are_capped_in_character_heights() -> None:
+    page = np.full((800, 500), 230, np.uint8)
+    for i in range(3):
+        yb = 150 + 250 * i  # lines 250 px apart, letters 30 px tall: double-spaced and more
+        for x in range(60, 440, 14):
+            page[yb - 30 : yb, x : x + 6] = 20
+    layout, bands, _ = lines_of(page, "page")
+    assert len(bands) == 3 and layout.char_height > 0
+    assert all(b.shape[0] <= 1.2 * 3.5 * layout.char_height + 2 for b in bands)
+    assert all(b.shape[0] < 1.2 * 250 for b in bands)
+    assert all((b < 100).any(1).sum() >= 28 for b in bands)

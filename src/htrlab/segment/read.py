@@ -15,6 +15,7 @@ from htrlab.errors import ConfigError
 from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine, ink_map, segment_lines
 
 LAYOUTS = ("auto", "word", "line", "page")
+MAX_SPACING_IN_CHARS = 3.5
 
 
 def whole_image_line(gray: np.ndarray) -> TextLine:
@@ -121,6 +122,11 @@ def lines_of(
         found.lines = [whole_image_line(gray)]
         return found, [trim_to_ink(gray, ink=ink)], "line"
     spacing = line_spacing([ln.baseline for ln in found.lines]) if line_crop == "baseline" else None
+    if spacing is not None and found.char_height > 0:
+        # widely spaced lines (double-spaced typescript) would leave the letters small in a mostly empty band:
+        # the band never spans more than it does on a densely written page (the Hooker letters' spacing is
+        # 2.2 to 3.7 character heights, as htrlab's segmenter measures them)
+        spacing = min(spacing, MAX_SPACING_IN_CHARS * found.char_height)
     if spacing is None:
         return found, [crop_line(gray, ln) for ln in found.lines], "page"
     # the same cut as the training lines of PAGE-XML pages (htrlab.data.linecrop)
