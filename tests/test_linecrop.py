@@ -129,8 +129,12 @@ def test_prepared_cache_tells_the_crops_apart(tmp_path: Path) -> None:
     _page_with_tight_outlines(tmp_path)
     cfg = PreprocessConfig(height=32)
     band = prepare_lines(open_dataset(tmp_path).samples, cfg, cache_dir=tmp_path / "cache", progress=False)
-    outline = prepare_lines(open_dataset(tmp_path, line_crop="polygon").samples, cfg, cache_dir=tmp_path / "cache", progress=False)
-    assert band.images[0].shape != outline.images[0].shape or not np.array_equal(band.images[0], outline.images[0])
+    outline = prepare_lines(
+        open_dataset(tmp_path, line_crop="polygon").samples, cfg, cache_dir=tmp_path / "cache", progress=False
+    )
+    assert band.images[0].shape != outline.images[0].shape or not np.array_equal(
+        band.images[0], outline.images[0]
+    )
 
 
 @pytest.mark.parametrize(
