@@ -75,6 +75,11 @@ def test_band_of_a_line_written_down_the_margin_reads_left_to_right() -> None:
     assert np.abs(band.astype(int) - level.astype(int)).mean() < 3
 
 
+def test_band_of_a_level_baseline_drawn_right_to_left_is_not_turned_over() -> None:
+    page, base = _sloping_page()
+    assert np.array_equal(crop_baseline_band(page, base[::-1], 50.0), crop_baseline_band(page, base, 50.0))
+
+
 def test_band_errors_name_the_line() -> None:
     page, base = _sloping_page()
     with pytest.raises(DataError, match="p.xml line l1: line spacing"):

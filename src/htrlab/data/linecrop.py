@@ -102,7 +102,8 @@ def crop_baseline_band(
     column of the result is the baseline's normal at one point, taken every pixel along the baseline in its
     own direction (so sloping, curved and vertical lines, such as notes written up a margin, come out
     horizontal), from the line's first to its last point (baseline, or ``polygon`` where it reaches further)
-    plus ``margin * spacing`` each side. Outside the page is paper.
+    plus ``margin * spacing`` each side. A mostly level baseline whose points run right to left is taken left
+    to right. Outside the page is paper.
 
     Raises:
         DataError: for a baseline with no points, a spacing that is not positive or gives a band taller than
@@ -119,6 +120,10 @@ def crop_baseline_band(
     if len(b) < 2:  # a point: a level baseline through it, across the outline when there is one
         x0, x1 = (poly[:, 0].min(), poly[:, 0].max()) if poly is not None else (b[0, 0] - 1, b[0, 0] + 1)
         b = np.array([[x0, b[0, 1]], [max(x1, x0 + 1), b[0, 1]]])
+    chord = b[-1] - b[0]
+    if chord[0] < 0 and abs(chord[0]) >= abs(chord[1]):
+        # a mostly level baseline drawn right to left: in English a reversed annotation, not upside-down text
+        b = b[::-1]
     t0 = (b[1] - b[0]) / np.hypot(*(b[1] - b[0]))
     t1 = (b[-1] - b[-2]) / np.hypot(*(b[-1] - b[-2]))
     reach = 3.0 * spacing  # how far an outline may extend the line beyond its baseline's ends
