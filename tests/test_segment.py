@@ -216,3 +216,29 @@ def test_photo_like_page_uneven_light_skew_and_size() -> None:
         layout = segment_lines(image)
         score = match_lines([ln.polygon for ln in layout.lines], [b * scale for b in boxes])
         assert len(layout.lines) == len(PAGE_TEXT) and score.f1 == 1.0
+
+
+def _rows_of_letters(rows: list[int], width: int = 400, char_h: int = 16) -> np.ndarray:
+    """Ink (0/1) of letter-like blocks along rows whose baselines are at ``rows``, with a few ascenders."""
+    ink = np.zeros((max(rows) + 2 * char_h, width), np.uint8)
+    rng = np.random.default_rng(0)
+    for base in rows:
+        for x in range(5, width - 20, 14):
+            top = base - char_h + (int(rng.integers(-8, 0)) if x % 42 == 5 else 0)  # some ascenders
+            ink[top:base, x : x + 10] = 1
+    return ink
+
+
+def test_two_rows_run_together_are_split_and_one_row_is_not() -> None:
+    from htrlab.segment.lines import _split_rows
+
+    char_h, spacing = 16, 30.0
+    two = _rows_of_letters([30, 60], char_h=char_h)
+    blob = np.ones_like(two)  # the smear joined both rows into one blob, 1.4 line spacings tall
+    parts = _split_rows(blob, two, char_h, spacing)
+    assert len(parts) == 2
+    for part, base in zip(parts, (30, 60)):
+        ys, _ = np.nonzero(part & two)
+        assert base - char_h - 8 <= ys.min() and ys.max() < base  # each part holds one row's ink, whole
+    one = _rows_of_letters([40], char_h=char_h)
+    assert len(_split_rows(np.ones_like(one), one, char_h, spacing)) == 1

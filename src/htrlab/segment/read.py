@@ -58,9 +58,13 @@ def crop_line(page: np.ndarray, line: TextLine, margin: float = 4.0) -> np.ndarr
 def trim_to_ink(
     gray: np.ndarray, paper: int | None = None, pad: int = 4, ink: np.ndarray | None = None
 ) -> np.ndarray:
-    """Cut the paper margins around the ink (keeping ``pad`` pixels): recognizers are trained on tight line
-    crops, and a line in a wide margin would be shrunk by the height normalisation. ``ink``: the image's
-    binary ink map when the caller has it."""
+    """Cut the paper margins around the ink (keeping ``pad`` pixels): a line in a wide margin would be shrunk
+    by the height normalisation. ``ink``: the image's binary ink map when the caller has it.
+
+    A line given on its own is read trimmed like this, not cut as a baseline band as page lines are: for the
+    bundled model (trained on bands and on tightly cut synthetic lines) a band re-cut around a lone line's
+    fitted baseline read worse on every set tried (Hooker val band crops 19.5 -> 30.0 % CER, held-out
+    handwriting fonts 27.8 -> 34.0 %, printed 0.23 -> 1.33 %; docs/RESULTS.md)."""
     if gray.size == 0:
         return gray
     if ink is None and min(gray.shape) >= 8:
