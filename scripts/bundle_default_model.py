@@ -23,6 +23,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 
 from htrlab.bundled import DEFAULT_MODEL, DEFAULT_WEIGHTS
+from htrlab.data.dataset import open_dataset
+from htrlab.data.prepared import line_key
 from htrlab.evaluate.engines import load_engine
 from htrlab.models.onnx_export import export_onnx
 from htrlab.train.checkpoint import META_KEY, load_checkpoint, read_meta
@@ -79,6 +81,14 @@ def main() -> int:
         for k, v in load_file(str(src)).items()
     }
     meta = replace(meta, training=dict(meta.training, source_run=str(args.run), stored_as="float16"))
+    if "train_line_keys" not in meta.data and meta.data.get("dataset"):
+        # a run from before line keys were recorded: key the main dataset's training split (id and text need
+        # no image, so lines the run could not cut are keyed too), so that `evaluate` still recognises the
+        # training lines when they are cut another way than the run cut them
+        ds = open_dataset(meta.data["dataset"], on_error="skip")
+        keys = [line_key(x.id, x.text) for x in ds.split(meta.data.get("train_split", "train")) if x.text]
+        meta = replace(meta, data=dict(meta.data, train_line_keys=keys))
+        print(f"keyed {len(keys)} training lines of {meta.data['dataset']}")
     # written to a scratch folder first: the package only gets files that passed the check
     scratch = Path(tempfile.mkdtemp(prefix="htrlab-bundle-"))
     weights = scratch / DEFAULT_WEIGHTS

@@ -63,6 +63,31 @@ def test_evaluate_table_json_and_leakage_warning(
     assert "among this checkpoint's TRAINING lines" in capsys.readouterr().err
 
 
+def test_training_lines_are_known_by_image_or_by_id_and_text(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A change of line crop changes every training image's fingerprint; the line keys (id and text) still
+    recognise the training lines."""
+    from dataclasses import replace
+
+    from htrlab.evaluate.evaluator import evaluate_splits
+    from htrlab.train.checkpoint import load_checkpoint
+
+    ckpt, data = tiny_checkpoint
+    loaded = load_checkpoint(ckpt)
+    assert loaded.meta.data["train_line_keys"] and loaded.meta.data["train_fingerprints"]
+
+    def leaked(**data_changes: list[str]) -> tuple[int, int]:
+        m = replace(loaded, meta=replace(loaded.meta, data={**loaded.meta.data, **data_changes}))
+        [r] = evaluate_splits(m, data, ["train"], progress=False, cache_dir=tmp_path / "cache")
+        return r.leaked, r.lines
+
+    n = leaked()[1]
+    assert leaked(train_line_keys=[]) == (n, n)  # same images
+    assert leaked(train_fingerprints=["0" * 16]) == (n, n)  # images cut another way: known by id and text
+    assert leaked(train_line_keys=[], train_fingerprints=[]) == (0, n)
+
+
 def test_evaluate_writes_reports(tiny_checkpoint: tuple[Path, Path], tmp_path: Path) -> None:
     ckpt, data = tiny_checkpoint
     xlsx, html = tmp_path / "r.xlsx", tmp_path / "r.html"

@@ -162,6 +162,9 @@ def test_bucket_batches_cover_all_and_group_widths() -> None:
     assert sorted(i for b in shuffled for i in b) == list(range(103))
     capped = bucket_batches(widths, 64, max_pixels=64 * 2000, height=64)
     assert all(len(b) * widths[b].max() <= 2000 or len(b) == 1 for b in capped)
+    close = bucket_batches(widths, 64, max_spread=0.1)
+    assert sorted(i for b in close for i in b) == list(range(103))
+    assert all(widths[b].max() <= 1.1 * widths[b].min() for b in close)
     shards = [shard_batches(batches, r, 2) for r in range(2)]
     assert len(shards[0]) == len(shards[1])
     assert not set(map(tuple, shards[0])) & set(map(tuple, shards[1]))

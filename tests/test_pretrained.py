@@ -134,3 +134,23 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path) -> None
     train(cfg)
     tuned = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert tuned.charset.symbols[: len(base.charset.symbols)] == base.charset.symbols
+
+
+def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None:
+    """The default model's attention neck sees the padding of a batch: lines of very different widths must
+    not share one (htrlab.data.batching.MAX_WIDTH_SPREAD)."""
+    from conftest import render_line
+    from htrlab.data.preprocess import preprocess
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.evaluate.inference import emissions
+
+    engine = load_engine("default", "onnx", 1)
+    short = preprocess(render_line("The seeds arrived safely"), engine.preprocess)
+    wide = preprocess(
+        render_line("Printed text is read as well, and a much longer line than that " * 2), engine.preprocess
+    )
+    assert wide.shape[1] > 2 * short.shape[1]
+    alone = emissions(engine, [short], 16)[0]
+    together = emissions(engine, [short, wide], 16)[0]
+    assert alone.shape == together.shape
+    assert float((alone - together).abs().max()) < 1e-4

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         if r.leaked and r.split != trained_on:
             print(
                 f"WARNING: {r.leaked} of {r.lines} '{r.split}' lines are among this checkpoint's TRAINING lines "
-                "(same image fingerprints). Its score on them measures memory, not reading.",
+                "(same image, or same line id and text). Its score on them measures memory, not reading.",
                 file=sys.stderr,
             )
     if args.report:

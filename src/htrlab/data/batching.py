@@ -10,6 +10,13 @@ import torch
 
 from htrlab.text.charset import Charset
 
+# Lines batched together are padded to the widest; networks that mix information along the whole line (the
+# default model's attention neck, a BiLSTM without packing) then read a line differently beside a much wider
+# one (a 340 px line beside a 660 px one: "The seeds arrived safely at Ker" alone, "... arived safely at keo"
+# padded). Training and reading both batch lines within this fraction of each other's width, so a line is read
+# (almost) the same whatever else is read with it, and as it was seen in training.
+MAX_WIDTH_SPREAD = 0.1
+
 
 def bucket_batches(
     widths: Sequence[int] | np.ndarray,
@@ -17,12 +24,14 @@ def bucket_batches(
     rng: np.random.Generator | None = None,
     max_pixels: int | None = None,
     height: int = 64,
+    max_spread: float | None = None,
 ) -> list[list[int]]:
     """Group sample indices into batches of similar width.
 
     Indices are sorted by width (with a little random jitter when ``rng`` is given, so batches differ between
-    epochs), cut into batches of at most ``batch_size`` lines and at most ``max_pixels`` padded pixels, and the
-    batch order is shuffled when ``rng`` is given.
+    epochs), cut into batches of at most ``batch_size`` lines, at most ``max_pixels`` padded pixels and, with
+    ``max_spread``, no line wider than ``1 + max_spread`` times the batch's narrowest, and the batch order is
+    shuffled when ``rng`` is given.
     """
     w = np.asarray(widths, dtype=np.float64)
     if len(w) == 0:
@@ -37,7 +46,8 @@ def bucket_batches(
         new_max = max(cur_max, wi)
         too_many = len(cur) >= batch_size
         too_big = max_pixels is not None and cur and new_max * height * (len(cur) + 1) > max_pixels
-        if cur and (too_many or too_big):
+        too_wide = max_spread is not None and cur and wi > (1.0 + max_spread) * w[cur[0]]
+        if cur and (too_many or too_big or too_wide):
             batches.append(cur)
             cur, new_max = [], wi
         cur.append(int(i))
@@ -115,5 +125,5 @@ def iterate_batches(
     charset: Charset | None = None,
 ) -> Iterator[Batch]:
     """Evaluation batches (width-sorted, fixed order)."""
-    for idx in bucket_batches([im.shape[1] for im in images], batch_size):
+    for idx in bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD):
         yield collate([images[i] for i in idx], [texts[i] for i in idx], [ids[i] for i in idx], charset)

@@ -211,11 +211,12 @@ def open_dataset(
 
 
 def load_split_images(
-    dataset: str | Path, split: str | None, max_lines: int = 0
+    dataset: str | Path, split: str | None, max_lines: int = 0, line_crop: str = "baseline"
 ) -> tuple[list[np.ndarray], list[str]]:
     """Grayscale images and transcriptions of the non-empty lines of a split (all lines when ``split`` is
-    ``None``), at most ``max_lines`` (0 = all). Unreadable lines are left out (``htrlab data check`` lists them)."""
-    ds = open_dataset(dataset, on_error="skip")
+    ``None``), at most ``max_lines`` (0 = all), page lines cut as ``line_crop`` says (``htrlab.data.linecrop``).
+    Unreadable lines are left out (``htrlab data check`` lists them)."""
+    ds = open_dataset(dataset, on_error="skip", line_crop=line_crop)
     grays, texts = [], []
     for s in ds.split(split) if split else ds.samples:
         if not s.text:

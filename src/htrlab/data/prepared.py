@@ -28,6 +28,12 @@ def fingerprint(gray: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
+def line_key(sample_id: str, text: str) -> str:
+    """A hash of a line's id and transcription: recognises a training line again however its image is cut
+    (a change of line crop changes every :func:`fingerprint` but no key)."""
+    return hashlib.sha1(f"{sample_id}\t{text}".encode()).hexdigest()[:16]
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("HTRLAB_CACHE", Path.home() / ".cache" / "htrlab"))
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from htrlab.data.dataset import Dataset, open_dataset
-from htrlab.data.prepared import default_cache_dir, prepare_lines
+from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.evaluate.engines import Engine
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
@@ -25,7 +25,7 @@ class SplitResult:
     wer: float
     chars: int
     words: int
-    leaked: int  # lines whose image is among the checkpoint's training fingerprints
+    leaked: int  # lines among the checkpoint's training lines (same image, or same id and text)
     skipped: int
     seconds: float
     predictions: list[dict[str, Any]] = field(default_factory=list)
@@ -52,6 +52,7 @@ def evaluate_splits(
     given."""
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, on_error=on_error)
     train_fps = set(loaded.meta.data.get("train_fingerprints", []))
+    train_keys = set(loaded.meta.data.get("train_line_keys", []))
     model = loaded.model if isinstance(loaded, LoadedModel) else loaded
     results = []
     for split in splits:
@@ -70,7 +71,11 @@ def evaluate_splits(
         preds = predict(model, loaded.charset, lines.images, batch_size, decoder=decoder)
         secs = time.perf_counter() - t0
         counts = count_errors(lines.texts, [p.text for p in preds])
-        leaked = sum(fp in train_fps for fp in lines.fingerprints)
+        # a training line: the same image, or the same line (id and text) of the same data cut another way
+        leaked = sum(
+            fp in train_fps or line_key(i, t) in train_keys
+            for fp, i, t in zip(lines.fingerprints, lines.ids, lines.texts)
+        )
         rows = [
             {"id": i, "ref": r, "hyp": p.text, "confidence": round(p.confidence, 4)}
             for i, r, p in zip(lines.ids, lines.texts, preds)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from htrlab.data.batching import bucket_batches, collate
+from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate
 from htrlab.decoding.greedy import Decoded, greedy_decode
 from htrlab.errors import ConfigError
 from htrlab.text.charset import Charset
@@ -82,7 +82,7 @@ def emissions(
     if isinstance(model, nn.Module):
         model.eval()
     out: list[torch.Tensor | None] = [None] * len(images)
-    for idx in bucket_batches([im.shape[1] for im in images], batch_size):
+    for idx in bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
         log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
         lp, ln = log_probs.float().cpu(), lengths.cpu()
@@ -129,7 +129,7 @@ def _predict_seq2seq(
             eos = int(getattr(model, "eos", 2))
             processors.append(CharLMFusion(decoder.lm_path, model.token_texts(charset), eos, cfg.lm_weight))  # type: ignore[operator]
     results: list[Decoded | None] = [None] * len(images)
-    for idx in bucket_batches([im.shape[1] for im in images], batch_size):
+    for idx in bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
         texts, confs = model.generate(  # type: ignore[operator]
             batch.images.to(device), charset, num_beams=beams, logits_processor=processors

@@ -188,8 +188,10 @@ def _split_rows(
     xc = w / 2
     yl = ys - slope * (xs - xc)
     off = int(np.floor(yl.min()))
-    prof = np.bincount((yl - off).astype(np.int64)).astype(np.float32)
-    prof = cv2.GaussianBlur(prof.reshape(-1, 1), (1, 0), sigmaX=0.1, sigmaY=max(0.3 * char_h, 1.0)).ravel()
+    counts = np.bincount((yl - off).astype(np.int64)).astype(np.float32)
+    prof: np.ndarray = cv2.GaussianBlur(
+        counts.reshape(-1, 1), (1, 0), sigmaX=0.1, sigmaY=max(0.3 * char_h, 1.0)
+    ).ravel()
     peaks = [
         i
         for i in range(1, len(prof) - 1)
@@ -284,9 +286,9 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
         if bw < cfg.min_line_chars * char_h:
             continue
         blob = (labels[y : y + bh, x : x + bw] == i).astype(np.uint8)
-        ink = upright[y : y + bh, x : x + bw]
+        blob_ink = upright[y : y + bh, x : x + bw]
         for tall_part in _split_tall(blob, char_h, typical):
-            for part in _split_rows(tall_part, ink, char_h, typical):
+            for part in _split_rows(tall_part, blob_ink, char_h, typical):
                 line_masks.append((part, x, y))
     # give every ink component to the line mask that holds most of its pixels
     lab = np.zeros((h, w), dtype=np.int32)

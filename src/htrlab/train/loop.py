@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
-from htrlab.data.batching import bucket_batches, collate, shard_batches
+from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, shard_batches
 from htrlab.data.dataset import open_dataset
-from htrlab.data.prepared import default_cache_dir, prepare_lines
+from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import LineSample
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
@@ -418,7 +418,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     steps_per_epoch = len(
         shard_batches(
             bucket_batches(
-                widths, cfg.train.batch_size, None, cfg.train.max_pixels or None, cfg.preprocess.height
+                widths,
+                cfg.train.batch_size,
+                None,
+                cfg.train.max_pixels or None,
+                cfg.preprocess.height,
+                MAX_WIDTH_SPREAD,
             ),
             rank,
             world,
@@ -473,6 +478,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "skipped_train_lines": len(train_lines.skipped),
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
+        "train_line_keys": [line_key(i, t) for i, t in zip(train_lines.ids, train_lines.texts)],
         "main_train_lines": main_train_lines,
         "extra_train": extra_counts,
     }
@@ -563,7 +569,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         epoch_rng = np.random.default_rng([seed, st["epoch"]])
         batches = shard_batches(
             bucket_batches(
-                widths, cfg.train.batch_size, epoch_rng, cfg.train.max_pixels or None, cfg.preprocess.height
+                widths,
+                cfg.train.batch_size,
+                epoch_rng,
+                cfg.train.max_pixels or None,
+                cfg.preprocess.height,
+                MAX_WIDTH_SPREAD,
             ),
             rank,
             world,
