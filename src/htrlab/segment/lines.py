@@ -13,7 +13,8 @@ adapts to the image's resolution:
    profile; the page is rotated upright for the next steps and the results rotated back.
 4. Lines: the ink is smeared with an anisotropic Gaussian (wide along the line, narrow across), the smear is
    thresholded into line blobs, and blobs taller than about two lines are split at the valleys of their
-   horizontal profile. Each ink component is given to the blob that holds most of it.
+   horizontal profile; a blob holding two rows run together is cut along the deep valley of its row profile
+   levelled along its slope. Each ink component is given to the blob that holds most of it.
 5. Geometry: a line's polygon follows the upper and lower envelope of its own ink (so a crop keeps the
    neighbours' ascenders and descenders out), its baseline is a robust fit through the lower edge of the ink's
    core; reading order compares baselines where lines share columns (a line above another is read first)
