@@ -119,6 +119,18 @@ def test_preprocess_width_limits() -> None:
         preprocess(np.zeros((0, 5), np.uint8), cfg, "s1")
 
 
+def test_preprocess_width_scale_squeezes_and_is_checked() -> None:
+    img = np.full((40, 400), 200, np.uint8)
+    assert preprocess(img, PreprocessConfig(height=32, pad=0)).shape == (32, 320)
+    assert preprocess(img, PreprocessConfig(height=32, pad=0, width_scale=0.9)).shape == (32, 288)
+    assert preprocess(img, PreprocessConfig(height=32, pad=0, width_scale=0.9, max_width=250)).shape == (
+        32,
+        250,
+    )
+    with pytest.raises(ConfigError, match="width_scale"):
+        PreprocessConfig(width_scale=0.1)
+
+
 def test_preprocess_flattens_uneven_background() -> None:
     img = render_line("stain test", size=40).astype(np.float32)
     gradient = np.linspace(0, 120, img.shape[1])[None, :]

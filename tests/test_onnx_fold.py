@@ -8,7 +8,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from htrlab.models.onnx_fold import fold_affine_into_conv
+from htrlab.models.onnx_fold import fold_affine_into_conv, shifts_as_depthwise_conv
 
 C = 4
 
@@ -93,6 +93,14 @@ def test_fold_keeps_outputs_and_removes_the_affine_nodes() -> None:
     assert ops.count("Reshape") == 0 and "Constant" not in ops
     # left: Add(t3 / s3) before the padded convolution (zero padding is not shifted) and the shared branch
     assert ops.count("Add") == 2 and ops.count("Mul") == 1 and ops.count("Relu") == 1
+    # that shift becomes a 1x1 depthwise convolution (onnxruntime keeps it in its blocked layout); the Add of
+    # two tensors stays
+    assert shifts_as_depthwise_conv(model) == 1
+    onnx.checker.check_model(model)
+    for a, b in zip(before, _run(model, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    ops = [nd.op_type for nd in model.graph.node]
+    assert ops.count("Conv") == 5 and ops.count("Add") == 1
 
 
 def test_fold_leaves_a_graph_without_the_patterns_alone() -> None:
@@ -109,4 +117,5 @@ def test_fold_leaves_a_graph_without_the_patterns_alone() -> None:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
     assert fold_affine_into_conv(model) == 0
+    assert shifts_as_depthwise_conv(model) == 0  # the Add reads two tensors
     assert [nd.op_type for nd in model.graph.node] == ["Conv", "Add"]

@@ -154,3 +154,44 @@ def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None
     together = emissions(engine, [short, wide], 16)[0]
     assert alone.shape == together.shape
     assert float((alone - together).abs().max()) < 1e-4
+
+
+def test_batches_run_on_parallel_onnx_sessions_read_as_one_session_does() -> None:
+    from conftest import render_line
+    from htrlab.data.preprocess import preprocess
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.evaluate.inference import emissions
+
+    engine = load_engine("default", "onnx", 2)
+    words = ["the", "seeds", "arrived", "safely", "at", "Kew", "in", "the", "spring", "of", "that", "year"]
+    lines = [preprocess(render_line(" ".join(words[: 2 + k])), engine.preprocess) for k in range(8)]
+    assert len(engine.batch_workers()) == 2  # two single-thread sessions
+    parallel = emissions(engine, lines, 2)
+    engine.batch_workers = None
+    sequential = emissions(engine, lines, 2)
+    assert [e.shape for e in parallel] == [e.shape for e in sequential]
+    assert max(float((a - b).abs().max()) for a, b in zip(parallel, sequential)) < 1e-4
+
+
+def test_an_error_in_a_batch_worker_reaches_the_caller() -> None:
+    import numpy as np
+    import torch
+
+    from htrlab.evaluate.inference import emissions
+
+    def good(images, widths):
+        return torch.zeros(images.shape[0], 4, 3), torch.full((images.shape[0],), 4)
+
+    def bad(images, widths):
+        raise RuntimeError("worker failed")
+
+    class Fake:
+        def __call__(self, images, widths):
+            return good(images, widths)
+
+        def batch_workers(self):
+            return [bad, bad]
+
+    lines = [np.zeros((8, w), np.float32) for w in (16, 40, 100)]
+    with pytest.raises(RuntimeError, match="worker failed"):
+        emissions(Fake(), lines, 1)

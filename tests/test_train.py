@@ -453,6 +453,16 @@ def test_init_from_another_model_is_refused(line_folder: Path, tmp_path: Path) -
     cfg.preprocess.height = 48
     with pytest.raises(ConfigError, match="preprocess.height=32"):
         train(cfg)
+    # a width change (a squeeze) is what fine-tuning can adapt to: allowed
+    cfg = _cfg(
+        line_folder,
+        tmp_path / "squeezed",
+        f"model.init_from={tmp_path / 'base' / 'best.safetensors'}",
+        "preprocess.width_scale=0.9",
+        "train.max_steps=1",
+    )
+    train(cfg)
+    assert load_checkpoint(tmp_path / "squeezed" / "best.safetensors").preprocess.width_scale == 0.9
 
 
 def test_not_reading_flags_blank_and_collapsed_output_only() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import queue
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -82,12 +84,38 @@ def emissions(
     if isinstance(model, nn.Module):
         model.eval()
     out: list[torch.Tensor | None] = [None] * len(images)
-    for idx in bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD):
+    batches = bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD)
+
+    def run(idx: list[int], forward: nn.Module | Forward) -> None:
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
-        log_probs, lengths = model(batch.images.to(device), batch.widths.to(device))
+        with torch.no_grad():  # worker threads do not inherit the caller's no_grad
+            log_probs, lengths = forward(batch.images.to(device), batch.widths.to(device))
         lp, ln = log_probs.float().cpu(), lengths.cpu()
         for k, i in enumerate(idx):
             out[i] = lp[k, : int(ln[k])].clone()
+
+    make_workers = getattr(model, "batch_workers", None)
+    workers = make_workers() if make_workers is not None and len(batches) > 1 else []
+    if len(workers) > 1:
+        # widest batches first, each taken by whichever worker is free (every worker has its own session)
+        todo: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
+        for idx in sorted(batches, key=lambda b: -max(images[i].shape[1] for i in b) * len(b)):
+            todo.put(idx)
+
+        def work(forward: Forward) -> None:
+            while True:
+                try:
+                    idx = todo.get_nowait()
+                except queue.Empty:
+                    return
+                run(idx, forward)
+
+        with ThreadPoolExecutor(len(workers)) as pool:
+            for future in [pool.submit(work, f) for f in workers]:
+                future.result()  # re-raises a worker's error
+    else:
+        for idx in batches:
+            run(idx, model)
     return [e for e in out if e is not None]
 
 

@@ -71,13 +71,15 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17) -> Path:
 
 
 def _with_metadata(loaded: LoadedModel, out: Path) -> Path:
-    """Fold affine operations into convolutions (exact; see ``onnx_fold``) and embed htrlab's metadata."""
+    """Fold affine operations into convolutions, the shifts left as convolutions (exact; see ``onnx_fold``), and
+    embed htrlab's metadata."""
     import onnx
 
-    from htrlab.models.onnx_fold import fold_affine_into_conv
+    from htrlab.models.onnx_fold import fold_affine_into_conv, shifts_as_depthwise_conv
 
     proto = onnx.load(str(out))
     fold_affine_into_conv(proto)
+    shifts_as_depthwise_conv(proto)
     params = sum(p.numel() for p in loaded.model.parameters())
     for key, value in ((META_KEY, json.dumps(asdict(loaded.meta))), ("htrlab_params", str(params))):
         entry = proto.metadata_props.add()

@@ -13,7 +13,8 @@ Two rewrites, both exact up to float rounding:
   the convolution alone, with ``W' = c W`` / ``B' = c B`` or ``B' = B + c``;
 * before a convolution: ``Mul(s) -> Add(t) -> Conv`` with scalars ``s``, ``t``: the scale moves into the weights
   (zero padding scales to zero); the shift moves into the bias when the convolution has no padding
-  (``B' = B + t * sum W``), otherwise one ``Add(t / s)`` stays in front of it.
+  (``B' = B + t * sum W``), otherwise one ``Add(t / s)`` stays in front of it
+  (:func:`shifts_as_depthwise_conv` then turns it into a convolution onnxruntime runs in its blocked layout).
 """
 
 from __future__ import annotations
@@ -148,6 +149,88 @@ def fold_affine_into_conv(model: Any) -> int:
     graph.initializer.extend(new_inits)
     _drop_unused(graph)
     return len(removed)
+
+
+def shifts_as_depthwise_conv(model: Any) -> int:
+    """Rewrite ``Add(x, c) -> Conv`` with ``c`` a scalar or per-channel constant as a 1x1 depthwise convolution
+    (weights 1, bias ``c``) in ``model`` (an ``onnx.ModelProto``), in place; returns the number rewritten.
+
+    Why: the shifts :func:`fold_affine_into_conv` must leave in front of padded convolutions run, in
+    onnxruntime, outside its blocked (NCHWc) convolution layout, so each costs a layout reorder out of the
+    preceding convolution and one back into the next; a 1x1 depthwise convolution stays in the blocked layout.
+    Exact (``x * 1 + c``). Measured on the default model: the same outputs bit for bit, about 18 % more
+    lines/s (docs/RESULTS.md).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    const: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    const[node.output[0]] = numpy_helper.to_array(attr.t)
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def per_channel_shift(node: Any) -> tuple[str, np.ndarray] | None:
+        """(the tensor input, the shift per channel) when ``node`` adds a constant to what only convolutions
+        with constant weights read, and the constant is a scalar or per channel."""
+        if node.op_type != "Add" or len(node.input) != 2 or node.output[0] in outputs:
+            return None
+        a, b = node.input
+        x, c = (a, const.get(b)) if a not in const else (b, const.get(a))
+        users = readers.get(node.output[0], [])
+        if c is None or x in const or not users:
+            return None
+        if any(u.op_type != "Conv" or u.input[1] not in const for u in users):
+            return None
+        ins = {int(const[u.input[1]].shape[1]) * _group(u) for u in users}
+        if len(ins) != 1:
+            return None
+        channels = ins.pop()
+        try:
+            return x, np.broadcast_to(c, (1, channels, 1, 1)).reshape(channels)
+        except ValueError:  # varies along height or width, or has another size
+            return None
+
+    new_nodes, new_inits, count = [], [], 0
+    for node in graph.node:
+        found = per_channel_shift(node)
+        if found is None:
+            new_nodes.append(node)
+            continue
+        x, bias = found
+        channels = len(bias)
+        w_name, b_name = f"shift_dw_{count}_W", f"shift_dw_{count}_B"
+        new_inits += [
+            numpy_helper.from_array(np.ones((channels, 1, 1, 1), dtype=bias.dtype), w_name),
+            numpy_helper.from_array(np.ascontiguousarray(bias), b_name),
+        ]
+        new_nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, w_name, b_name],
+                [node.output[0]],
+                name=f"shift_dw_{count}",
+                group=channels,
+                kernel_shape=[1, 1],
+            )
+        )
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(new_nodes)
+        graph.initializer.extend(new_inits)
+        _drop_unused(graph)
+    return count
+
+
+def _group(node: Any) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == "group"), 1)
 
 
 def _drop_unused(graph: Any) -> None:

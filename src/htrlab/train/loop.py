@@ -212,11 +212,22 @@ def _load_warm_start(cfg: RunConfig) -> Any:
             f"model.init_from: {cfg.model.init_from} holds a '{loaded.meta.model_name}' model, this run trains "
             f"'{cfg.model.name}'; set model.name={loaded.meta.model_name}"
         )
-    if loaded.preprocess != cfg.preprocess:
-        fix = " ".join(f"--set preprocess.{k}={v}" for k, v in asdict(loaded.preprocess).items())
+    # Height, resizing and contrast normalisation define what the network was built to see; widths (a squeeze,
+    # padding, limits) are what fine-tuning can adapt it to, so those may change, with a note.
+    fixed = ("height", "resize", "normalize")
+    old_pre, new_pre = asdict(loaded.preprocess), asdict(cfg.preprocess)
+    if any(old_pre[k] != new_pre[k] for k in fixed):
+        fix = " ".join(f"--set preprocess.{k}={old_pre[k]}" for k in fixed)
         raise ConfigError(
             f"model.init_from: the model in {cfg.model.init_from} was trained on images prepared differently; "
             f"use {fix}"
+        )
+    changed = {k: (old_pre[k], new_pre[k]) for k in old_pre if old_pre[k] != new_pre[k]}
+    if changed:
+        _log(
+            "model.init_from: preprocessing differs from the starting model's ("
+            + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items())
+            + "); fine-tuning adapts it"
         )
     return loaded
 
