@@ -67,8 +67,9 @@ def normalize_contrast(gray: np.ndarray) -> np.ndarray:
 def preprocess(gray: np.ndarray, cfg: PreprocessConfig, sample_id: str = "") -> np.ndarray:
     """Grayscale uint8 line image (H, W) -> float32 model input (cfg.height, W'), ink = 1, paper = 0.
 
-    Steps: resize to ``cfg.height`` keeping the aspect ratio (times ``cfg.width_scale``), flatten the background and stretch contrast,
-    squeeze to ``max_width`` if wider, pad to ``min_width`` if narrower, then add ``pad`` columns each side.
+    Steps: resize to ``cfg.height`` keeping the aspect ratio (times ``cfg.width_scale``), flatten the background
+    and stretch contrast, squeeze to ``max_width`` if wider, pad to ``min_width`` if narrower, then add ``pad``
+    columns each side.
     With ``cfg.resize == "square"`` (TrOCR-style encoders) the line is squashed to ``height x height`` instead.
 
     Raises:
