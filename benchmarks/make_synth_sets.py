@@ -5,7 +5,9 @@ lines, with whole font families held out of training so the test sets measure ge
     python benchmarks/make_synth_sets.py --out runs/data --hand 3000 --printed 3000 --test 300
 
 Writes OUT/synth-hand/{train,test}/<font>/*.png|.txt and OUT/synth-printed/{train,test}/... (folder datasets
-whose train/ and test/ folders are their splits) and OUT/sets.json (fonts per set, counts, lines/s). Text: the
+whose train/ and test/ folders are their splits) and OUT/sets.json (fonts per set, counts, lines/s). When the
+npm handwriting fonts are there (scripts/fetch_fonts.sh npm), OUT/synth-hand-npm/test holds lines in held-out
+npm families too (the synth-hand test set keeps its Debian families, so its numbers stay comparable). Text: the
 Brown corpus (../shared/data/text/brown.txt); test sets use a different seed range than training sets, so
 their sentences are drawn independently (the corpus is shared; a test line may repeat a training sentence).
 """
@@ -22,6 +24,16 @@ from htrlab.synth.render import SynthConfig, font_dirs, printed_config
 
 # Whole Debian packages (font families) held out of training.
 HELD_OUT_HAND = ("fonts-kristi", "fonts-femkeklaver", "fonts-sjfonts", "fonts-joscelyn")
+# Whole npm @fontsource families held out of training (print, joined school, casual and formal hands).
+HELD_OUT_HAND_NPM = (
+    "npm-indie-flower",
+    "npm-homemade-apple",
+    "npm-edu-sa-beginner",
+    "npm-la-belle-aurore",
+    "npm-playwrite-us-trad",
+    "npm-reenie-beanie",
+    "npm-dr-sugiyama",
+)
 HELD_OUT_PRINTED = ("fonts-crosextra-caladea", "fonts-courier-prime", "fonts-go", "fonts-open-sans")
 # symbol, dingbat and decorative fonts whose glyphs are not Latin text
 NOT_TEXT = ("Symbol", "Dingbat", "D050000L", "Z003", "Chorus")
@@ -33,10 +45,11 @@ def _printed_dir() -> Path:
     return Path(os.environ.get("HTRLAB_PRINTED_FONTS", Path.home() / ".local/share/htrlab/printed-fonts"))
 
 
-def _split_fonts(root: Path, held_out: tuple[str, ...]) -> tuple[list, list]:
+def _split_fonts(root: Path, held_out: tuple[str, ...], also_out: tuple[str, ...] = ()) -> tuple[list, list]:
+    """Training fonts (in neither held-out tuple) and test fonts (in ``held_out``) under ``root``."""
     fonts = [f for f in find_fonts([root]) if not any(x in f.path.name for x in NOT_TEXT)]
     test = [f for f in fonts if f.path.parent.name in held_out]
-    train = [f for f in fonts if f.path.parent.name not in held_out]
+    train = [f for f in fonts if f.path.parent.name not in held_out + also_out]
     if not test or not train:
         raise SystemExit(f"{root}: need fonts both in and out of {held_out}; run scripts/fetch_fonts.sh all")
     return train, test
@@ -54,15 +67,19 @@ def main() -> int:
     corpus = load_corpus([args.text])
     out = Path(args.out)
     report: dict[str, object] = {"date": time.strftime("%Y-%m-%d"), "corpus": args.text}
+    hand_dir = font_dirs()[-1]
+    npm = any(hand_dir.glob("npm-*"))
     jobs = [
-        ("synth-hand", font_dirs()[-1], HELD_OUT_HAND, SynthConfig(), args.hand, 1),
-        ("synth-printed", _printed_dir(), HELD_OUT_PRINTED, printed_config(), args.printed, 2),
+        ("synth-hand", hand_dir, HELD_OUT_HAND, HELD_OUT_HAND_NPM, SynthConfig(), args.hand, 1),
+        ("synth-printed", _printed_dir(), HELD_OUT_PRINTED, (), printed_config(), args.printed, 2),
     ]
-    for name, root, held_out, cfg, n_train, seed in jobs:
-        train_fonts, test_fonts = _split_fonts(root, held_out)
+    if npm:  # a second held-out handwriting set; 0 training lines (the npm fonts train in synth-hand)
+        jobs.append(("synth-hand-npm", hand_dir, HELD_OUT_HAND_NPM, HELD_OUT_HAND, SynthConfig(), 0, 3))
+    for name, root, held_out, also_out, cfg, n_train, seed in jobs:
+        train_fonts, test_fonts = _split_fonts(root, held_out, also_out)
         tr = (
             {"written": 0, "seconds": 0.0, "lines_per_s": 0.0}
-            if args.test_only
+            if args.test_only or n_train == 0
             else generate(n_train, out / name / "train", train_fonts, corpus, seed, cfg, progress=False)
         )
         # test lines use other sample indices, so other sentences and renderings than the training lines

@@ -120,3 +120,37 @@ def test_fonts_with_a_negative_descent_are_not_cut_off(monkeypatch: pytest.Monke
     ink = img < 128
     assert ink.any()
     assert not ink[0].any() and not ink[-1].any()  # the descenders and capitals are inside the image
+
+
+def test_woff_fonts_are_found_and_render(tmp_path: Path) -> None:
+    # the npm @fontsource handwriting families ship .woff files (scripts/fetch_fonts.sh npm)
+    from fontTools.ttLib import TTFont
+
+    tt = TTFont(str(DEJAVU[0]))
+    tt.flavor = "woff"
+    woff = tmp_path / "npm-demo" / "demo-latin-400-normal.woff"
+    woff.parent.mkdir()
+    tt.save(str(woff))
+    (font,) = find_fonts([tmp_path])
+    assert font.path == woff and not font.caps_only and "a" in font.chars
+    img = render_text("Kew 1851", font, np.random.default_rng(0), SynthConfig())
+    assert img.ndim == 2 and img.shape[1] > img.shape[0] and (img < 128).any()
+
+
+def test_synth_sets_hold_out_whole_families(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_synth_sets", Path(__file__).parents[1] / "benchmarks" / "make_synth_sets.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mss = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mss)
+    for family in ("fonts-kristi", "npm-indie-flower", "npm-caveat", "fonts-breip"):
+        (tmp_path / family).mkdir()
+        (tmp_path / family / f"{family}.ttf").write_bytes(DEJAVU[0].read_bytes())
+    train, test = mss._split_fonts(tmp_path, mss.HELD_OUT_HAND, mss.HELD_OUT_HAND_NPM)
+    assert sorted(f.path.parent.name for f in train) == ["fonts-breip", "npm-caveat"]
+    assert [f.path.parent.name for f in test] == ["fonts-kristi"]
+    train2, test2 = mss._split_fonts(tmp_path, mss.HELD_OUT_HAND_NPM, mss.HELD_OUT_HAND)
+    assert [f.path.parent.name for f in test2] == ["npm-indie-flower"] and train2 == train
