@@ -40,6 +40,9 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   Greedy CTC decoding.
 - **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
   plus synthetic lines rendered from the Brown corpus: {extra}. Selected on the Hooker val split only.
+  Synthetic handwriting uses Debian's handwriting font packages and Google Fonts' handwriting families from
+  npm `@fontsource` (OFL-1.1/Apache-2.0 only), fetched by `scripts/fetch_fonts.sh`; printed lines use Debian's
+  text fonts. No font ships with htrlab; test fonts are whole families held out (benchmarks/make_synth_sets.py).
   Lines of the PAGE-XML pages cut {crop}.
 - **Recipe:** `configs/default-model.yaml`, run as `{command}`: {budget} min on {machine}; best checkpoint at
   step {step}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.
@@ -50,7 +53,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
 
 - **Limits:** trained for {total} CPU minutes in all; it reads the Hooker hand far better than any off-the-shelf
   recognizer tried here but is still short of a fully trained model (see docs/RESULTS.md). Lines only: a page
-  must be segmented into lines first. English, Latin script; characters outside its charset are never output.
+  must be segmented into lines first (`htrlab recognize` does it). English, Latin script; characters outside its charset are never output.
 - **Licence and attribution:** trained on "Joseph Hooker HTR" (Schaefer & Litvine, 2023), CC-BY-SA 4.0, images
   © RBG Kew, reproduced with permission. These weights are shared under CC-BY-SA 4.0 with that attribution.
   Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0.
