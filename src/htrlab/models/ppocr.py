@@ -29,15 +29,29 @@ from htrlab.errors import CheckpointError, ConfigError
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
+PPOCR_HEIGHT = 48  # the pretrained network's input height
+_HEIGHT_FACTORS = (1, 2, 3)
+
 
 @dataclass
 class PPOCRConfig:
-    input_height: int = 48  # fixed by the pretrained network
+    """``input_height`` 48 is the pretrained network as it is; 96 or 144 (48 x k) give it k times finer lines.
+
+    At 48 px a Hooker band leaves the x-height about 13 px. For a larger height the network's first convolution
+    (3x3, stride 2, on three copies of the grey image) becomes one of kernel 3k and stride 2k on the grey image,
+    so every later layer sees feature maps of the same size as before and the cost grows only in that layer;
+    initialised from 48-px weights it computes exactly what the 48-px network computes on the line averaged
+    over k x k pixels, and training can then use the detail the averaging threw away.
+    """
+
+    input_height: int = PPOCR_HEIGHT
     pretrained: str = "ppocrv5-mobile"  # the ONNX graph is the architecture; it is always loaded
 
     def __post_init__(self) -> None:
-        if self.input_height != 48:
-            raise ConfigError(f"ppocrv5-rec needs preprocess.height=48 (got {self.input_height})")
+        if self.input_height not in [PPOCR_HEIGHT * k for k in _HEIGHT_FACTORS]:
+            raise ConfigError(
+                f"ppocrv5-rec needs preprocess.height = 48, 96 or 144 (48 x 1..3), got {self.input_height}"
+            )
         if self.pretrained != "ppocrv5-mobile":
             raise ConfigError(f"model.pretrained must be 'ppocrv5-mobile', got {self.pretrained!r}")
 
@@ -143,8 +157,11 @@ def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return fx, weight, bias
 
 
+_STEM = "Conv/0"  # the converted graph's first convolution
+
+
 class PPOCRRec(nn.Module):
-    """(N, 1, 48, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = ceil(W / 8).
+    """(N, 1, 48k, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = ceil(W / 8k).
 
     The network's sequence attention has no padding mask, so lines padded in a batch see the padding; htrlab
     batches lines of similar width, which keeps that small.
@@ -155,17 +172,53 @@ class PPOCRRec(nn.Module):
     def __init__(self, cfg: PPOCRConfig, num_classes: int):
         super().__init__()
         self.cfg = cfg
+        self.k = cfg.input_height // PPOCR_HEIGHT
         self.net, w, b = _backbone()
+        if self.k > 1:  # the stem for finer lines (PPOCRConfig): kernel 3k, stride 2k, on the grey image
+            stem = self.net.get_submodule(_STEM)
+            assert isinstance(stem, nn.Conv2d)
+            fine = nn.Conv2d(1, stem.out_channels, 3 * self.k, stride=2 * self.k, padding=self.k, bias=False)
+            with torch.no_grad():
+                fine.weight.copy_(self._fine_stem(stem.weight))
+            self.net._modules[_STEM] = fine
         self.head = nn.Linear(w.shape[0], num_classes)
         self._pretrained_head = (w, b)
 
+    def _fine_stem(self, weight: torch.Tensor) -> torch.Tensor:
+        """A 48-px stem weight (O, 3, 3, 3) as this model's (O, 1, 3k, 3k): the same output on k x k means."""
+        k = self.k
+        summed = weight.sum(1, keepdim=True)  # the three input channels are copies of the grey image
+        return summed.repeat_interleave(k, 2).repeat_interleave(k, 3) / (k * k)
+
+    def warm_start_tensor(self, name: str, src: torch.Tensor) -> torch.Tensor | None:
+        """``src`` (from a checkpoint of another input height) made to fit tensor ``name``, or None.
+
+        48 px -> 48k px: as in PPOCRConfig. 48m px -> 48 px: each m x m block of the stem summed, shared by the
+        three colour channels: the 48-px model then computes what the other computed on the line enlarged m
+        times (nearest neighbour).
+        """
+        if name != f"net.{_STEM}.weight" or src.ndim != 4:
+            return None
+        if self.k > 1 and tuple(src.shape[1:]) == (3, 3, 3):
+            return self._fine_stem(src)
+        m = src.shape[2] // 3
+        if self.k == 1 and src.shape[1] == 1 and m > 1 and src.shape[2:] == (3 * m, 3 * m):
+            o = src.shape[0]
+            blocks = src.reshape(o, 1, 3, m, 3, m).sum((3, 5))
+            return (blocks / 3.0).expand(o, 3, 3, 3).contiguous()
+        return None
+
     def output_length(self, width: torch.Tensor | int) -> torch.Tensor | int:
-        return (width + 7) // 8
+        f = 8 * self.k
+        return (width + f - 1) // f
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != 48:
-            raise ValueError(f"ppocrv5-rec expects (N, 1, 48, W) images, got {tuple(images.shape)}")
-        x = (1.0 - 2.0 * images).expand(-1, 3, -1, -1)  # PP-OCR input: (gray / 255 - 0.5) / 0.5, dark ink
+        h = self.cfg.input_height
+        if images.ndim != 4 or images.shape[1] != 1 or images.shape[2] != h:
+            raise ValueError(f"ppocrv5-rec expects (N, 1, {h}, W) images, got {tuple(images.shape)}")
+        x = 1.0 - 2.0 * images  # PP-OCR input: (gray / 255 - 0.5) / 0.5, dark ink
+        if self.k == 1:
+            x = x.expand(-1, 3, -1, -1)  # its three colour channels
         f = self.net(x)  # (N, T, D)
         t = f.shape[1]
         lengths = torch.clamp(torch.as_tensor(self.output_length(widths)), min=1, max=t).to(torch.long)
@@ -178,7 +231,8 @@ class PPOCRRec(nn.Module):
         example's width or cannot trace, so the export starts from PP-OCR's own graph (dynamic by design) and
         puts this model's weights into it: each trained tensor is found in the graph by its pretrained value
         (all distinct), the output projection becomes this model's, and nodes adapt htrlab's inputs
-        (``images`` (N, 1, 48, W) with ink = 1, ``widths`` (N,)) and outputs (``log_probs``, ``lengths``).
+        (``images`` (N, 1, 48k, W) with ink = 1, ``widths`` (N,)) and outputs (``log_probs``, ``lengths``); for
+        k > 1 the stem convolution takes its new shape.
         """
         from onnx import TensorProto, helper, numpy_helper
 
@@ -209,9 +263,23 @@ class PPOCRRec(nn.Module):
                 numpy_helper.from_array(new.detach().cpu().numpy().astype(old_np.dtype), proto.name)
             )
 
+        stem_proto = None
         for name, value in after.items():  # every trained tensor, batch-norm statistics included
             if value.is_floating_point() and not torch.equal(before[name], value):
                 put(before[name], value, name)
+                if name == f"{_STEM}.weight":
+                    stem_proto = slots[(before[name].shape, before[name].numpy().tobytes())][0]
+        if self.k > 1:  # the stem for finer lines: kernel 3k, stride 2k, padding k, on one grey channel
+            if stem_proto is None:
+                raise ModelError("ONNX export of ppocrv5-rec: the stem convolution was not found")
+            conv = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == stem_proto.name)
+            k = self.k
+            shape = {"kernel_shape": [3 * k] * 2, "strides": [2 * k] * 2, "pads": [k] * 4}
+            for attr in conv.attribute:
+                if attr.name in shape:
+                    del attr.ints[:]
+                    attr.ints.extend(shape.pop(attr.name))
+            conv.attribute.extend(helper.make_attribute(a, v) for a, v in shape.items())
         put(w0, self.head.weight.t().contiguous(), "the output projection")
         put(b0, self.head.bias, "the output bias")
         # outputs: log-softmax instead of softmax, and the frame counts
@@ -225,8 +293,8 @@ class PPOCRRec(nn.Module):
             for name, v, dt in (
                 ("htr_one", 1.0, np.float32),
                 ("htr_two", 2.0, np.float32),
-                ("htr_seven", 7, np.int64),
-                ("htr_eight", 8, np.int64),
+                ("htr_seven", 8 * self.k - 1, np.int64),
+                ("htr_eight", 8 * self.k, np.int64),
                 ("htr_one_i", 1, np.int64),
                 ("htr_axis1", [1], np.int64),
             )
@@ -235,7 +303,9 @@ class PPOCRRec(nn.Module):
         front = [
             helper.make_node("Mul", ["images", "htr_two"], ["htr_2x"]),
             helper.make_node("Sub", ["htr_one", "htr_2x"], ["htr_gray"]),  # PP-OCR's (g/255 - 0.5) / 0.5
-            helper.make_node("Concat", ["htr_gray"] * 3, [inp.name], axis=1),
+            helper.make_node("Concat", ["htr_gray"] * 3, [inp.name], axis=1)  # its three colour channels
+            if self.k == 1
+            else helper.make_node("Identity", ["htr_gray"], [inp.name]),
         ]
         back = [
             helper.make_node("Shape", ["log_probs"], ["htr_shape"]),
@@ -251,7 +321,9 @@ class PPOCRRec(nn.Module):
         del graph.input[:]
         graph.input.extend(
             [
-                helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 1, 48, "width"]),
+                helper.make_tensor_value_info(
+                    "images", TensorProto.FLOAT, ["batch", 1, self.cfg.input_height, "width"]
+                ),
                 helper.make_tensor_value_info("widths", TensorProto.INT64, ["batch"]),
             ]
         )

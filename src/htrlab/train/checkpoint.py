@@ -166,7 +166,8 @@ def make_meta(
 def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[str]:
     """Copy the weights of ``source`` (same architecture) into ``model``, whose charset may be larger.
 
-    Every tensor of equal shape is copied. A tensor whose first dimension is the number of classes (the output
+    Every tensor of equal shape is copied, or adapted by the model's ``warm_start_tensor(name, tensor)`` where
+    it has one and the shapes differ. A tensor whose first dimension is the number of classes (the output
     layer) is copied row by row for the characters both charsets share; rows of characters the source never
     saw start small, with a low bias, so they do not fire before they are trained. Returns those characters.
 
@@ -184,6 +185,8 @@ def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[
     rows = [0] + [source.charset.encode(c)[0] if c in source.charset else -1 for c in charset.symbols]
     new_chars = [c for c in charset.symbols if c not in source.charset]
     same = charset == source.charset
+    # a model may know how to take a tensor of another configuration (ppocrv5-rec: a 48-px stem at 96 px)
+    adapt = getattr(model, "warm_start_tensor", None)
     # the output layer is recognised as the tensors whose first dimension is the number of classes
     with torch.no_grad():
         for name, dst in dst_state.items():
@@ -205,6 +208,8 @@ def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[
                         dst[i].normal_(0.0, 0.01)
             elif src.shape == dst.shape:
                 dst.copy_(src)
+            elif (adapted := adapt(name, src) if adapt is not None else None) is not None:
+                dst.copy_(adapted)
             else:
                 raise CheckpointError(
                     f"{source.path}: tensor {name} has shape {tuple(src.shape)}, this model needs "

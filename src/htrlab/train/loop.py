@@ -214,7 +214,9 @@ def _load_warm_start(cfg: RunConfig) -> Any:
         )
     # Height, resizing and contrast normalisation define what the network was built to see; widths (a squeeze,
     # padding, limits) are what fine-tuning can adapt it to, so those may change, with a note.
-    fixed = ("height", "resize", "normalize")
+    fixed: tuple[str, ...] = ("height", "resize", "normalize")
+    if hasattr(loaded.model, "warm_start_tensor"):  # it can start a model of another input height
+        fixed = ("resize", "normalize")
     old_pre, new_pre = asdict(loaded.preprocess), asdict(cfg.preprocess)
     if any(old_pre[k] != new_pre[k] for k in fixed):
         fix = " ".join(f"--set preprocess.{k}={old_pre[k]}" for k in fixed)
