@@ -253,7 +253,8 @@ class PPOCRRec(nn.Module):
                         a = numpy_helper.to_array(attr.t)
                         slots.setdefault((a.shape, a.tobytes()), []).append(attr.t)
 
-        def put(old: torch.Tensor, new: torch.Tensor, what: str) -> None:
+        def put(old: torch.Tensor, new: torch.Tensor, what: str) -> Any:
+            """Replace the graph's tensor holding ``old`` by ``new``; returns that tensor's proto."""
             old_np = old.detach().cpu().numpy()
             found = slots.get((old_np.shape, old_np.tobytes()), [])
             if len(found) != 1:
@@ -262,13 +263,14 @@ class PPOCRRec(nn.Module):
             proto.CopyFrom(
                 numpy_helper.from_array(new.detach().cpu().numpy().astype(old_np.dtype), proto.name)
             )
+            return proto
 
         stem_proto = None
         for name, value in after.items():  # every trained tensor, batch-norm statistics included
             if value.is_floating_point() and not torch.equal(before[name], value):
-                put(before[name], value, name)
+                proto = put(before[name], value, name)
                 if name == f"{_STEM}.weight":
-                    stem_proto = slots[(before[name].shape, before[name].numpy().tobytes())][0]
+                    stem_proto = proto
         if self.k > 1:  # the stem for finer lines: kernel 3k, stride 2k, padding k, on one grey channel
             if stem_proto is None:
                 raise ModelError("ONNX export of ppocrv5-rec: the stem convolution was not found")
