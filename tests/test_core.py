@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -150,6 +151,25 @@ def test_augment_deterministic_and_bounded() -> None:
     assert a.min() >= 0.0 and a.max() <= 1.0
     assert not np.array_equal(a, augment(x, np.random.default_rng(4), cfg))
     assert augment(x, np.random.default_rng(3), AugmentConfig(enabled=False)) is x
+
+
+def test_augment_amounts_scale_with_line_height() -> None:
+    """With ref_height 48 a 96-px line gets the 48-px distortions at twice the size (a finer input must not
+    mean weaker augmentation)."""
+    x = preprocess(render_line("scale me"), PreprocessConfig(height=96))
+    only = {"p": 1.0, "slant": 0.0, "rotate": 0.0, "scale": 0.0, "morph": False, "blur": 0.0, "noise": 0.0}
+    scaled = augment(x, np.random.default_rng(5), AugmentConfig(elastic=2.0, ref_height=48, **only))
+    assert np.array_equal(scaled, augment(x, np.random.default_rng(5), AugmentConfig(elastic=4.0, **only)))
+    assert not np.array_equal(
+        scaled, augment(x, np.random.default_rng(5), AugmentConfig(elastic=2.0, **only))
+    )
+    morph = {**only, "elastic": 0.0, "morph": True}
+    for ref, k in ((0, 2), (48, 3), (32, 4)):
+        y = augment(x, np.random.default_rng(1), AugmentConfig(ref_height=ref, **morph))
+        kernel = np.ones((k, k), np.uint8)
+        assert np.array_equal(y, cv2.dilate(x, kernel)) or np.array_equal(y, cv2.erode(x, kernel)), ref
+    with pytest.raises(ConfigError, match="ref_height"):
+        AugmentConfig(ref_height=-1)
 
 
 def test_augment_keeps_square_inputs_square() -> None:

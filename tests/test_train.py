@@ -77,24 +77,53 @@ def test_checkpoint_describes_itself(line_folder: Path, tmp_path: Path) -> None:
     assert meta.htrlab_version
 
 
-def test_resume_continues_exactly(line_folder: Path, tmp_path: Path) -> None:
-    full = _cfg(
-        line_folder, tmp_path / "full", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true"
-    )
+@pytest.mark.parametrize("ema", [0.0, 0.8])
+def test_resume_continues_exactly(ema: float, line_folder: Path, tmp_path: Path) -> None:
+    common = ("train.eval_every=4", "augment.enabled=true", f"train.ema={ema}")
+    full = _cfg(line_folder, tmp_path / "full", "train.max_steps=8", *common)
     train(full)
     # a "killed" run: stops after 4 steps (max_steps), then resumes with the full step budget
-    part = _cfg(
-        line_folder, tmp_path / "part", "train.max_steps=4", "train.eval_every=4", "augment.enabled=true"
-    )
+    part = _cfg(line_folder, tmp_path / "part", "train.max_steps=4", *common)
     train(part)
-    resumed = _cfg(
-        line_folder, tmp_path / "part", "train.max_steps=8", "train.eval_every=4", "augment.enabled=true"
-    )
+    resumed = _cfg(line_folder, tmp_path / "part", "train.max_steps=8", *common)
     train(resumed, resume=True)
     a = load_checkpoint(tmp_path / "full" / "last.safetensors").model.state_dict()
     b = load_checkpoint(tmp_path / "part" / "last.safetensors").model.state_dict()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_ema_weights_are_validated_and_saved(line_folder: Path, tmp_path: Path) -> None:
+    """With train.ema the checkpoints hold the averaged weights (not the last step's), the log has both CERs."""
+    out = tmp_path / "run"
+    train(_cfg(line_folder, out, "train.max_steps=6", "train.eval_every=3", "train.ema=0.5"))
+    state = torch.load(out / "last.state.pt", weights_only=False)
+    saved = load_checkpoint(out / "last.safetensors").model.state_dict()
+    assert int(state["ema"]["n_averaged"]) == 6  # one update per step (the first one copies)
+    averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    moved = 0
+    for k, v in saved.items():
+        assert torch.allclose(v.float(), averaged[k].float(), atol=1e-6), k
+        moved += not torch.allclose(v.float(), state["model"][k].float())
+    assert moved > 0  # the average lags the raw weights
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if r["kind"] == "eval"]
+    assert len(evals) == 2 and all(r["val_cer_raw"] >= 0.0 for r in evals)
+    with pytest.raises(ConfigError, match="train.ema"):
+        _cfg(line_folder, out, "train.ema=1.0")
+
+
+def test_resume_of_a_run_older_than_a_new_option(line_folder: Path, tmp_path: Path) -> None:
+    """A run saved before an option existed resumes: the missing option counts as its default."""
+    out = tmp_path / "run"
+    train(_cfg(line_folder, out, "train.max_steps=2", "train.eval_every=2"))
+    state = torch.load(out / "last.state.pt", weights_only=False)
+    del state["config"]["train"]["ema"], state["config"]["augment"]["ref_height"]
+    torch.save(state, out / "last.state.pt")
+    summary = train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
+    assert summary["steps"] == 4
+    with pytest.raises(ConfigError, match=r"train\.ema"):
+        train(_cfg(line_folder, out, "train.max_steps=6", "train.eval_every=2", "train.ema=0.9"), resume=True)
 
 
 def test_resume_with_changed_config_is_refused(line_folder: Path, tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -42,11 +42,17 @@ class AugmentConfig:
     morph: bool = True  # erosion/dilation (thinner/thicker strokes)
     blur: float = 1.0  # max Gaussian blur sigma (0 = off)
     noise: float = 0.08  # max Gaussian noise std (0 = off)
+    # > 0: elastic, blur and morph are given in pixels of a line this tall and scale with the actual line
+    # height (so a model read at 96 px gets the distortions it got at 48); 0 = they are absolute pixels.
+    # Square inputs (keep_size) ignore it: their height is the square's, not the line's.
+    ref_height: int = 0
     damage: DamageConfig = field(default_factory=lambda: DamageConfig())  # htrlab.degrade operations
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
             raise ConfigError(f"augment.p must be in [0, 1], got {self.p}")
+        if self.ref_height < 0:
+            raise ConfigError(f"augment.ref_height must be >= 0 (0 = off), got {self.ref_height}")
 
 
 def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
@@ -95,10 +101,11 @@ def augment(
     if not cfg.enabled:
         return x
     if keep_size:
-        y = augment(x, rng, cfg)
+        y = augment(x, rng, replace(cfg, ref_height=0))
         if y.shape == x.shape:
             return y
         return cv2.resize(y, (x.shape[1], x.shape[0]), interpolation=cv2.INTER_AREA)
+    f = x.shape[0] / cfg.ref_height if cfg.ref_height > 0 else 1.0
     y = x
     if cfg.damage.ops and rng.random() < cfg.damage.p:
         from htrlab.degrade import apply_op
@@ -110,12 +117,13 @@ def augment(
     if rng.random() < cfg.p and (cfg.slant or cfg.rotate or cfg.scale):
         y = _affine(y, rng, cfg)
     if cfg.elastic > 0 and rng.random() < cfg.p:
-        y = elastic_field(y, rng, cfg.elastic)
+        y = elastic_field(y, rng, cfg.elastic * f)
     if cfg.morph and rng.random() < cfg.p:
-        kernel = np.ones((2, 2), np.uint8)
+        k = 1 + max(1, round(f))  # 2x2 (one pixel thicker or thinner) at the reference height
+        kernel = np.ones((k, k), np.uint8)
         y = cv2.dilate(y, kernel) if rng.random() < 0.5 else cv2.erode(y, kernel)
     if cfg.blur > 0 and rng.random() < cfg.p:
-        y = cv2.GaussianBlur(y, (0, 0), sigmaX=float(rng.uniform(0.3, cfg.blur)))
+        y = cv2.GaussianBlur(y, (0, 0), sigmaX=float(rng.uniform(0.3, cfg.blur) * f))
     if cfg.noise > 0 and rng.random() < cfg.p:
         y = y + rng.normal(0.0, rng.uniform(0.0, cfg.noise), y.shape).astype(np.float32)
     return np.clip(y, 0.0, 1.0).astype(np.float32)

@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from htrlab.config import dump_yaml, to_dict
@@ -60,6 +61,17 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
             out.update(_config_diff(a, b, name + "."))
         elif a != b:
             out[name] = (a, b)
+    return out
+
+
+def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the keys it lacks taken from ``defaults`` (options newer than the saved run)."""
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict) and key != "params":
+            out[key] = _with_defaults(out[key], value)
     return out
 
 
@@ -426,6 +438,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             model, device_ids=[local_rank] if device.type == "cuda" else None
         )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    ema: AveragedModel | None = None
+    if cfg.train.ema > 0:
+        # torch's own EMA of parameters and BatchNorm statistics; its first update copies the weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     widths = train_lines.widths
     steps_per_epoch = len(
@@ -461,7 +477,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     }
     if resume:
         saved = torch.load(state_path, map_location="cpu", weights_only=False)
-        diff = _config_diff(saved.get("config", {}), to_dict(cfg))
+        # settings added to htrlab after the run started count as their defaults (what the run used)
+        old_cfg = _with_defaults(saved.get("config", {}), to_dict(RunConfig()))
+        diff = _config_diff(old_cfg, to_dict(cfg))
         if set(diff) - RESUMABLE_CHANGES:
             raise ConfigError(
                 f"--resume: the configuration differs from the one saved in {out_dir} in "
@@ -472,6 +490,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             _log(f"resume: changed {', '.join(f'{k}: {a} -> {b}' for k, (a, b) in sorted(diff.items()))}")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         st = saved["progress"]
         torch.set_rng_state(saved["torch_rng"])
         if is_main:
@@ -506,11 +526,16 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     def evaluate_and_save() -> bool:
         """Validate, checkpoint; returns True when training should stop early."""
         t0 = time.time()
-        val_pred = predict(model, charset, val_lines.images, cfg.train.eval_batch_size, device)
+        judged = model if ema is None else ema.module  # the weights that are validated and saved
+        val_pred = predict(judged, charset, val_lines.images, cfg.train.eval_batch_size, device)
         val_hyps = [d.text for d in val_pred]
         val_counts = count_errors(val_lines.texts, val_hyps)
+        raw_cer = None
+        if ema is not None:
+            raw_pred = predict(model, charset, val_lines.images, cfg.train.eval_batch_size, device)
+            raw_cer = count_errors(val_lines.texts, [d.text for d in raw_pred]).cer
         tr_imgs = [train_lines.images[i] for i in train_eval_idx]
-        tr_pred = predict(model, charset, tr_imgs, cfg.train.eval_batch_size, device)
+        tr_pred = predict(judged, charset, tr_imgs, cfg.train.eval_batch_size, device)
         tr_counts = count_errors([train_lines.texts[i] for i in train_eval_idx], [d.text for d in tr_pred])
         model.train()
         st["last_eval_step"] = st["step"]
@@ -526,6 +551,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             "val_cer": val_counts.cer,
             "val_wer": val_counts.wer,
             "train_cer": tr_counts.cer,
+            **({"val_cer_raw": raw_cer} if raw_cer is not None else {}),
             "elapsed_s": round(st["elapsed"], 1),
             "eval_s": round(time.time() - t0, 1),
             "examples": [
@@ -540,6 +566,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             _log(
                 f"eval step {st['step']} epoch {st['epoch']}: val CER {val_counts.cer:.4f} WER "
                 f"{val_counts.wer:.4f} | train CER {tr_counts.cer:.4f} | best {st['best_cer']:.4f}"
+                + (f" | raw weights val CER {raw_cer:.4f}" if raw_cer is not None else "")
             )
             if warning:
                 _log(f"   warning (validation): {warning}")
@@ -551,13 +578,14 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 "val_cer": val_counts.cer,
                 "config": to_dict(cfg),
             }
-            meta = make_meta(model, cfg.model.name, charset, cfg.preprocess, data_summary, training)
-            save_checkpoint(out_dir / "last.safetensors", model, meta)
+            meta = make_meta(judged, cfg.model.name, charset, cfg.preprocess, data_summary, training)
+            save_checkpoint(out_dir / "last.safetensors", judged, meta)
             if improved:
-                save_checkpoint(out_dir / "best.safetensors", model, meta)
+                save_checkpoint(out_dir / "best.safetensors", judged, meta)
             torch.save(
                 {
                     "model": model.state_dict(),
+                    **({"ema": ema.state_dict()} if ema is not None else {}),
                     "optimizer": opt.state_dict(),
                     "progress": dict(st),
                     "torch_rng": torch.get_rng_state(),
@@ -647,6 +675,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             else:
                 gnorm = float("nan")
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             st["step"] += 1
             st["batch"] += 1
             st["elapsed"] = run_start_elapsed + (time.time() - t_start)
