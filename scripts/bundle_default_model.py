@@ -45,7 +45,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   text fonts. No font ships with htrlab; test fonts are whole families held out (benchmarks/make_synth_sets.py).
   Lines of the PAGE-XML pages cut {crop}.
 - **Recipe:** `configs/default-model.yaml`, run as `{command}`: {budget} min on {machine}; best checkpoint at
-  step {step}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.
+  step {step}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.{ema}
 {stages}
 - **Measured (best checkpoint, float32, greedy; synthetic test sets use font families held out of training):**
 
@@ -154,6 +154,9 @@ def main() -> int:
         crop=crop,
         machine=results["machine"],
         step=results["checkpoint_step"],
+        ema=f" The weights shipped are an exponential moving average over training steps (`train.ema: {ema}`)."
+        if (ema := run_config.get("train", {}).get("ema", 0))
+        else "",
         table="\n".join(rows),
     )
     (dest_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
