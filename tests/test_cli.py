@@ -208,6 +208,68 @@ def test_benchmark_json_rows(tiny_checkpoint: tuple[Path, Path], capsys: pytest.
     assert main(["benchmark", str(ckpt), "--batch-sizes", "1"]) == 2  # neither --data nor --images
 
 
+def test_benchmark_rows_per_engine_and_precision(
+    tiny_checkpoint: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("openvino")
+    ckpt, data = tiny_checkpoint
+    args = ["benchmark", str(ckpt), "--images", str(data), "--batch-sizes", "2", "--repeats", "1"]
+    assert (
+        main(
+            [
+                *args,
+                "--threads",
+                "1",
+                "--engines",
+                "torch,onnx,openvino",
+                "--precisions",
+                "fp32,bf16",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    got = sorted((r["engine"], r["precision"]) for r in rows)
+    # onnxruntime has no bfloat16 row; OpenVINO reports fp32 where the CPU has no bfloat16 instructions
+    ov_bf16 = next(r["precision"] for r in rows[4:] if r["engine"] == "openvino")  # the 5th engine's rows
+    assert ov_bf16 in ("bf16", "fp32")
+    expected = [
+        ("onnx", "fp32"),
+        ("openvino", "fp32"),
+        ("openvino", ov_bf16),
+        ("torch", "bf16"),
+        ("torch", "fp32"),
+    ]
+    assert got == sorted(expected)
+    assert all(r["sentences_per_s"] > 0 for r in rows)
+    assert main([*args, "--precisions", "fp16"]) == 2
+    assert main([*args, "--engines", "tensorrt"]) == 2
+
+
+def test_torch_bf16_reads_as_fp32_does(tiny_checkpoint: tuple[Path, Path]) -> None:
+    import torch
+
+    from htrlab.data.images import load_gray
+    from htrlab.data.preprocess import preprocess
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.evaluate.inference import emissions
+
+    ckpt, data = tiny_checkpoint
+    fp32, bf16 = load_engine(ckpt, "torch", 1), load_engine(ckpt, "torch", 1, "bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    files = sorted(data.rglob("*.png"))[:4]
+    lines = [preprocess(load_gray(f), fp32.preprocess) for f in files]
+    a, b = emissions(fp32, lines, 4), emissions(bf16, lines, 4)
+    with bf16.context():
+        assert torch.is_autocast_enabled("cpu")
+    with fp32.context():
+        assert not torch.is_autocast_enabled("cpu")
+    assert all(e.dtype == torch.float32 for e in b)
+    diff = max(float((x - y).abs().max()) for x, y in zip(a, b))
+    assert 0 < diff < 0.5  # bfloat16 arithmetic did run, and computed nearly the same
+
+
 def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

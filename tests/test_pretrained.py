@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,6 +234,63 @@ def test_batches_run_on_parallel_onnx_sessions_read_as_one_session_does() -> Non
     sequential = emissions(engine, lines, 2)
     assert [e.shape for e in parallel] == [e.shape for e in sequential]
     assert max(float((a - b).abs().max()) for a, b in zip(parallel, sequential)) < 1e-4
+
+
+def test_openvino_engine_reads_as_onnxruntime_does_and_reports_its_precision() -> None:
+    pytest.importorskip("openvino")
+    from conftest import render_line
+    from htrlab.data.preprocess import preprocess
+    from htrlab.evaluate.engines import OPENVINO_WIDTH_STEP, load_engine
+    from htrlab.evaluate.inference import emissions, predict
+
+    ort_engine = load_engine("default", "onnx", 1)
+    texts = ["The seeds arrived safely", "at Kew in the spring of 1877"]
+    lines = [preprocess(render_line(t), ort_engine.preprocess) for t in texts]
+    # OpenVINO pads batches to a multiple of OPENVINO_WIDTH_STEP px: lines that already are give the same input
+    step = OPENVINO_WIDTH_STEP
+    padded = [np.pad(x, ((0, 0), (0, -x.shape[1] % step))) for x in lines]
+    reference = emissions(ort_engine, padded, 2)
+    fp32 = load_engine("default", "openvino", 1)
+    assert fp32.name == "openvino" and fp32.precision == "fp32"
+    assert fp32.charset.symbols == ort_engine.charset.symbols and fp32.params == ort_engine.params
+    got = emissions(fp32, padded, 2)
+    assert [e.shape for e in got] == [e.shape for e in reference]
+    assert max(float((a - b).abs().max()) for a, b in zip(got, reference)) < 1e-3
+    # unpadded lines: the padding's frames are cut (the widest line may keep one more), the reading is the same
+    a, b = emissions(fp32, lines, 2), emissions(ort_engine, lines, 2)
+    assert all(0 <= x.shape[0] - y.shape[0] <= 1 for x, y in zip(a, b))
+    assert [d.text for d in predict(fp32, fp32.charset, lines)] == texts
+    bf16 = load_engine("default", "openvino", 1, "bf16")
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if "amx_bf16" in flags or "avx512_bf16" in flags:  # where the CPU has them, bfloat16 is what runs
+        assert bf16.precision == "bf16"
+    assert bf16.precision in ("bf16", "fp32")
+    assert [d.text for d in predict(bf16, bf16.charset, lines)] == texts
+
+
+def test_bf16_precision_is_refused_where_an_engine_has_none() -> None:
+    from htrlab.errors import ConfigError
+    from htrlab.evaluate.engines import load_engine
+
+    with pytest.raises(ConfigError, match="fp32 only"):
+        load_engine("default", "onnx", 1, "bf16")
+    with pytest.raises(ConfigError, match="unknown precision"):
+        load_engine("default", "openvino", 1, "fp8")
+
+
+def test_openvino_engine_errors_name_the_file(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    from htrlab.errors import CheckpointError, ConfigError
+    from htrlab.evaluate.engines import load_engine
+
+    bad = tmp_path / "broken.onnx"
+    bad.write_bytes(b"not an onnx file")
+    with pytest.raises(CheckpointError, match="broken.onnx"):
+        load_engine(bad, "openvino")
+    with pytest.raises(CheckpointError, match="missing.onnx"):
+        load_engine(tmp_path / "missing.onnx", "openvino")
+    with pytest.raises(ConfigError, match=r"\.onnx file"):
+        load_engine(tmp_path / "model.safetensors", "openvino")
 
 
 def test_an_error_in_a_batch_worker_reaches_the_caller() -> None:

@@ -26,7 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--threads", type=int, default=0, help="CPU threads for torch and onnxruntime (0 = default)"
     )
-    p.add_argument("--engines", default="torch", help="for checkpoints: torch, onnx or torch,onnx")
+    p.add_argument(
+        "--engines",
+        default="torch",
+        help="comma-separated: torch, onnx (onnxruntime), openvino; ONNX engines time a checkpoint's export",
+    )
+    p.add_argument(
+        "--precisions",
+        default="fp32",
+        help="comma-separated: fp32, bf16 (bfloat16: torch and openvino only; onnx rows stay fp32)",
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.add_argument("-o", "--output")
@@ -53,8 +62,13 @@ def run(args: argparse.Namespace) -> int:
             f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}"
         ) from exc
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    if not sizes or min(sizes) < 1 or not set(engines) <= {"torch", "onnx"}:
-        raise ConfigError("--batch-sizes must be positive integers and --engines torch and/or onnx")
+    precisions = [e.strip() for e in args.precisions.split(",") if e.strip()]
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--batch-sizes must be positive integers, got {args.batch_sizes!r}")
+    if not engines or not set(engines) <= {"torch", "onnx", "openvino"}:
+        raise ConfigError(f"--engines takes torch, onnx and/or openvino, got {args.engines!r}")
+    if not precisions or not set(precisions) <= {"fp32", "bf16"}:
+        raise ConfigError(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     lines, texts = load_lines(args.data, args.images, args.split, args.max_lines)
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     # random-weight autoregressive models generate as many tokens as the average line has characters
     tokens = round(sum(map(len, texts)) / len(texts)) + 1 if texts else 32
-    for label, engine in resolve_models(args.models, engines, args.threads, tokens):
+    for label, engine in resolve_models(args.models, engines, args.threads, tokens, precisions):
         rows += benchmark_engine(
             label, engine, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
         )

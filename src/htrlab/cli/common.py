@@ -43,9 +43,17 @@ def add_line_crop(p: Any) -> None:
 def add_engine_option(p: Any) -> None:
     p.add_argument(
         "--engine",
-        choices=["auto", "torch", "onnx"],
+        choices=["auto", "torch", "onnx", "openvino"],
         default="auto",
-        help="auto: onnxruntime for .onnx files, PyTorch otherwise",
+        help="auto: onnxruntime for .onnx files, PyTorch otherwise; openvino: an .onnx file run by OpenVINO "
+        "(pip install openvino)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: bfloat16 arithmetic (engines torch and openvino), faster on CPUs with AMX or AVX512-BF16, "
+        "slightly different results",
     )
 
 

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
     from htrlab.evaluate.metrics import not_reading
 
-    loaded = load_engine(args.checkpoint, args.engine)
+    loaded = load_engine(args.checkpoint, args.engine, precision=args.precision)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
     dataset = open_dataset(args.dataset, on_error=args.on_error, line_crop=args.line_crop)
     available = dataset.splits

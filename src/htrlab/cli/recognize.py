@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images] or example_images()
     if args.format in ("page-xml", "alto") and not args.output:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
-    engine = load_engine(args.model, args.engine, args.threads)
+    engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)
     pages: dict[Path, tuple[Any, str, Any]] = {}
     images: list[Any] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import queue
 from collections.abc import Callable, Sequence
@@ -68,8 +69,15 @@ def predict(
     if isinstance(model, nn.Module):
         model.eval()
     if module is not None and getattr(module, "seq2seq", False):
-        return _predict_seq2seq(module, charset, images, batch_size, device, decoder)
+        with _precision(model):
+            return _predict_seq2seq(module, charset, images, batch_size, device, decoder)
     return decode_emissions(emissions(model, images, batch_size, device), charset, decoder)
+
+
+def _precision(model: nn.Module | Forward) -> contextlib.AbstractContextManager[Any]:
+    """Where an engine runs PyTorch in its precision (bfloat16 autocast, htrlab.evaluate.engines.Engine)."""
+    make_context = None if isinstance(model, nn.Module) else getattr(model, "context", None)
+    return make_context() if make_context is not None else contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -96,6 +104,7 @@ def emissions(
 
     make_workers = getattr(model, "batch_workers", None)
     workers = make_workers() if make_workers is not None and len(batches) > 1 else []
+    # (autocast is per thread: engines with batch workers run outside PyTorch)
     if len(workers) > 1:
         # widest batches first, each taken by whichever worker is free (every worker has its own session)
         todo: queue.SimpleQueue[list[int]] = queue.SimpleQueue()
@@ -114,8 +123,9 @@ def emissions(
             for future in [pool.submit(work, f) for f in workers]:
                 future.result()  # re-raises a worker's error
     else:
-        for idx in batches:
-            run(idx, model)
+        with _precision(model):
+            for idx in batches:
+                run(idx, model)
     return [e for e in out if e is not None]
 
 

@@ -111,11 +111,12 @@ def write_outputs(rows: Sequence[RobustnessRow], out_dir: str | Path) -> dict[st
                     txt += f" ({-100 * found.cer_reduction_vs_greedy:+.0f} %)"
                 vals.append(txt)
             md.append(f"| {op} | {d} | " + " | ".join(vals) + " |")
-    md.append("")
-    md.append(
-        "In brackets: the relative change of CER against greedy decoding on the same images (negative: the"
-    )
-    md.append("decoder lowers CER).")
+    if len(decoders) > 1:  # the bracketed changes exist only beside greedy decoding
+        md.append("")
+        md.append(
+            "In brackets: the relative change of CER against greedy decoding on the same images (negative: the"
+        )
+        md.append("decoder lowers CER).")
     paths["md"].write_text("\n".join(md) + "\n", encoding="utf-8")
     import matplotlib
 

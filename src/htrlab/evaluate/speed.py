@@ -1,8 +1,9 @@
 """Speed benchmark: sentences (lines) per second, tokens (characters) per second, latency and memory.
 
 Timing covers the model's forward pass and greedy decoding on preprocessed lines; preprocessing is timed
-separately. Each configuration gets a warm-up pass (not timed), then ``repeats`` timed passes over all lines;
-the median pass is reported. Latency is measured line by line at batch size 1.
+separately. Each configuration gets a warm-up pass on a few lines (not timed), then ``repeats`` timed passes
+over all lines; the median pass is reported, and the first pass on its own (new batch shapes). Latency is
+measured line by line at batch size 1.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from htrlab.train.checkpoint import make_meta
 class SpeedRow:
     model: str
     engine: str
+    precision: str
     decoder: str
     batch_size: int
     threads: int
@@ -45,6 +47,9 @@ class SpeedRow:
     latency_p95_ms: float | None
     preprocess_ms_per_line: float
     peak_rss_mb: float
+    # the first timed pass alone: batch shapes not seen before (engines that prepare kernels per input shape,
+    # such as OpenVINO, pay for that here; the median is of passes over shapes seen)
+    first_pass_sentences_per_s: float = 0.0
 
 
 def machine_facts() -> dict[str, Any]:
@@ -69,10 +74,30 @@ def machine_facts() -> dict[str, Any]:
         facts["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    try:
+        import openvino
+
+        facts["openvino"] = openvino.__version__
+    except ImportError:
+        pass
+    try:  # the bfloat16 instructions that --precision bf16 uses where present
+        flags = set(
+            next(
+                (
+                    ln.split(":", 1)[1].split()
+                    for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("flags")
+                ),
+                [],
+            )
+        )
+        facts["cpu_bf16"] = ",".join(sorted(flags & {"amx_bf16", "avx512_bf16"})) or "none"
+    except OSError:
+        pass
     return facts
 
 
-def random_engine(name: str, tokens_per_line: int = 32) -> Engine:
+def random_engine(name: str, tokens_per_line: int = 32, precision: str = "fp32") -> Engine:
     """A registered architecture with random weights (speed only), with a 95-character charset.
 
     An autoregressive model with random weights would never stop before its maximum length; it is made to
@@ -94,28 +119,54 @@ def random_engine(name: str, tokens_per_line: int = 32) -> Engine:
 
     params = sum(p.numel() for p in model.parameters())
     return Engine(
-        "torch", Path(name), charset, pre, make_meta(model, name, charset, pre), params, forward, model
+        "torch",
+        Path(name),
+        charset,
+        pre,
+        make_meta(model, name, charset, pre),
+        params,
+        forward,
+        model,
+        precision=precision,
     )
 
 
 def resolve_models(
-    specs: Sequence[str], engines: Sequence[str], threads: int, tokens_per_line: int = 32
+    specs: Sequence[str],
+    engines: Sequence[str],
+    threads: int,
+    tokens_per_line: int = 32,
+    precisions: Sequence[str] = ("fp32",),
 ) -> list[tuple[str, Engine]]:
-    """``default`` (bundled model), checkpoint/ONNX paths or registered names -> engines to time.
+    """``default`` (bundled model), checkpoint/ONNX paths or registered names -> engines to time, one per
+    engine and precision that applies (onnxruntime: fp32 only; registered names: PyTorch only).
 
-    A checkpoint with ``onnx`` among ``engines`` is also exported to a temporary ONNX file and timed there.
+    A checkpoint with ``onnx`` or ``openvino`` among ``engines`` is also exported to a temporary ONNX file and
+    timed there; an ONNX file is timed by the ONNX engines among ``engines`` (onnxruntime if there are none).
     """
     from htrlab.bundled import default_checkpoint
     from htrlab.models.registry import model_names
 
+    onnx_engines = [e for e in engines if e in ("onnx", "openvino")]
     out: list[tuple[str, Engine]] = []
+
+    def add(label: str, path: Path, engine: str) -> None:
+        for prec in precisions:
+            if not (engine == "onnx" and prec == "bf16"):
+                out.append((label, load_engine(path, engine, threads, prec)))
+
     for spec in specs:
-        if spec == "default":  # the bundled weights; their ONNX export is timed by the onnx engine
-            path = default_checkpoint("torch") if "torch" in engines else default_checkpoint()
-        elif Path(spec).exists():
+        if spec == "default":  # the bundled weights; their ONNX export is timed by the ONNX engines
+            if "torch" in engines:
+                add(spec, default_checkpoint("torch"), "torch")
+            for engine in onnx_engines:
+                add(spec, default_checkpoint(), engine)
+            continue
+        if Path(spec).exists():
             path = Path(spec)
         elif spec in model_names():
-            out.append((f"{spec} (random init)", random_engine(spec, tokens_per_line)))
+            for prec in precisions:
+                out.append((f"{spec} (random init)", random_engine(spec, tokens_per_line, prec)))
             continue
         else:
             from htrlab.errors import ModelError
@@ -123,19 +174,20 @@ def resolve_models(
             raise ModelError(
                 f"'{spec}' is neither a file, 'default', nor a registered model ({', '.join(model_names())})"
             )
-        label = spec
         if path.suffix == ".onnx":
-            out.append((label, load_engine(path, "onnx", threads)))
+            for engine in onnx_engines or ["onnx"]:
+                add(spec, path, engine)
             continue
         if "torch" in engines:
-            out.append((label, load_engine(path, "torch", threads)))
-        if "onnx" in engines:
+            add(spec, path, "torch")
+        if onnx_engines:
             from htrlab.models.onnx_export import export_onnx
             from htrlab.train.checkpoint import load_checkpoint
 
             onnx_path = Path(tempfile.mkdtemp(prefix="htrlab-bench-")) / (path.stem + ".onnx")
             export_onnx(load_checkpoint(path), onnx_path)
-            out.append((label, load_engine(onnx_path, "onnx", threads)))
+            for engine in onnx_engines:
+                add(spec, onnx_path, engine)
     return out
 
 
@@ -180,6 +232,7 @@ def benchmark_engine(
             SpeedRow(
                 label,
                 engine.name,
+                engine.precision,
                 "greedy",
                 bs,
                 threads,
@@ -192,6 +245,7 @@ def benchmark_engine(
                 None if p95 is None else round(p95, 2),
                 round(pre_ms, 3),
                 round(rss, 1),
+                round(len(images) / times[0], 2),
             )
         )
     return rows
@@ -217,10 +271,12 @@ def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
     head = [
         "model",
         "engine",
+        "precision",
         "batch",
         "params",
         "MB",
         "sentences/s",
+        "first pass",
         "tokens/s",
         "p50 ms",
         "p95 ms",
@@ -231,10 +287,12 @@ def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
         vals = [
             r.model,
             r.engine,
+            r.precision,
             r.batch_size,
             f"{r.params:,}",
             r.file_mb or "-",
             r.sentences_per_s,
+            r.first_pass_sentences_per_s,
             r.tokens_per_s,
             r.latency_p50_ms or "-",
             r.latency_p95_ms or "-",

@@ -403,8 +403,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         dist.barrier()
     if is_main:
         _log(
-            f"data: {ds.format} {ds.root}: {len(train_lines)} train lines, {len(val_lines)} val lines, "
-            f"{len(charset) - 1} characters"
+            f"data: {ds.format} {ds.root}: {main_train_lines} train lines"
+            + (f" ({len(train_lines)} with the extra sets)" if len(train_lines) != main_train_lines else "")
+            + f", {len(val_lines)} val lines, {len(charset) - 1} characters"
         )
         if dropped_train or dropped_val:
             _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
