@@ -270,6 +270,15 @@ def _load_teacher(
     return loaded.model.eval(), loaded.charset
 
 
+def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of the CTC frame posteriors ``log_probs`` (N, T, C) over each line's first
+    ``lengths`` frames: the term of ``train.ctc_entropy``."""
+    lp = log_probs.float()
+    ent = -(lp.exp() * lp).sum(-1)  # (N, T)
+    valid = torch.arange(lp.shape[1], device=lp.device)[None, :] < lengths[:, None]
+    return (ent * valid).sum() / valid.sum().clamp(min=1)
+
+
 def distillation_kl(
     teacher: nn.Module,
     images: torch.Tensor,
@@ -367,6 +376,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         raise ConfigError(
             f"distillation (train.distill_from) works between CTC models; {cfg.model.name} is not one"
         )
+    if seq2seq and cfg.train.ctc_entropy > 0:
+        raise ConfigError(f"train.ctc_entropy regularises CTC models; {cfg.model.name} is not one")
     if seq2seq and cfg.preprocess.resize != "square":
         raise ConfigError(f"{cfg.model.name} reads square images: set preprocess.resize=square")
     square = cfg.preprocess.resize == "square"  # augmented images are squeezed back into the square
@@ -658,6 +669,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     reduction="mean",
                     zero_infinity=True,
                 )
+                if cfg.train.ctc_entropy > 0:
+                    ent = frame_entropy(log_probs, lengths.to(device))
+                    loss = loss - cfg.train.ctc_entropy * ent
             if teacher is not None:
                 kl = distillation_kl(
                     teacher,
