@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
-from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, shard_batches
+from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, iterate_batches, shard_batches
 from htrlab.data.dataset import open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import LineSample
@@ -437,6 +437,16 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         _log(
             f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}"
         )
+
+    calibrate = getattr(model, "calibrate", None)  # ppocrv5-rec with model.low_rank: refit its low-rank pairs
+    if calibrate is not None and not resume:
+        pick = sorted(random.Random(seed).sample(range(main_train_lines), min(256, main_train_lines)))
+        some = train_lines.subset(pick)
+        said = calibrate(
+            [(b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32)]
+        )
+        if is_main and said:
+            _log(said)
 
     model.to(device)
     if cfg.train.channels_last:
