@@ -193,7 +193,10 @@ def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
             x[i, 0, :, : im.shape[1]] = torch.from_numpy(im.astype(np.float32) / 255.0)
         return x, torch.tensor([im.shape[1] for im in ims])
 
-    seen = [batch(["Kew Gardens, 12 May 1895", "the quick brown fox jumps over"]), batch(["Dear Darwin, thank you"])]
+    seen = [
+        batch(["Kew Gardens, 12 May 1895", "the quick brown fox jumps over"]),
+        batch(["Dear Darwin, thank you"]),
+    ]
     unseen = batch(["Botanical Magazine plates 4 and 7", "sent by the last mail."])
 
     def error() -> float:  # of the low-rank network's log-probabilities against the whole one's, unseen lines
