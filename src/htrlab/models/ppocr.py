@@ -18,7 +18,7 @@ import importlib.util
 import sys
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -279,7 +279,7 @@ class PPOCRRec(nn.Module):
         return None
 
     @torch.no_grad()
-    def calibrate(self, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> str:
+    def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> str:
         """Refit each low-rank pair to the lines in ``batches`` (images, widths); returns a line for the log.
 
         A plain truncated SVD keeps the directions of largest weight, not those the layer's inputs use: at rank
@@ -289,7 +289,10 @@ class PPOCRRec(nn.Module):
         "whitened" SVD), A = sqrt(s) V^T L^-1, B = U sqrt(s). Each layer sees the inputs the already refit
         layers before it produce. No library does this for a torch.fx graph; it is a few lines of linear algebra.
         """
-        if not self.factored or not batches:
+        if not self.factored:  # before the batches are made: a whole model has nothing to refit
+            return ""
+        batches = list(batches)
+        if not batches:
             return ""
         was_training = self.training
         self.eval()

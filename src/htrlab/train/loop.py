@@ -442,9 +442,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     if calibrate is not None and not resume:
         pick = sorted(random.Random(seed).sample(range(main_train_lines), min(256, main_train_lines)))
         some = train_lines.subset(pick)
-        said = calibrate(
-            [(b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32)]
-        )
+        # a generator: the batches are made only for a model that has pairs to refit
+        said = calibrate((b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32))
         if is_main and said:
             _log(said)
 
