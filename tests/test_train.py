@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -91,6 +92,46 @@ def test_resume_continues_exactly(ema: float, line_folder: Path, tmp_path: Path)
     b = load_checkpoint(tmp_path / "part" / "last.safetensors").model.state_dict()
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_worker_processes_make_the_same_batches(line_folder: Path, tmp_path: Path) -> None:
+    """train.workers moves augmentation into DataLoader workers: the same run, to the last weight, including a
+    resume in the middle of an epoch (4 training lines: two batches of 2 per epoch)."""
+    common = ("train.eval_every=3", "augment.enabled=true", "train.batch_size=2", "train.epochs=3")
+    train(_cfg(line_folder, tmp_path / "inline", "train.max_steps=5", *common))
+    train(_cfg(line_folder, tmp_path / "pool", "train.max_steps=3", "train.workers=2", *common))
+    train(_cfg(line_folder, tmp_path / "pool", "train.max_steps=5", "train.workers=2", *common), resume=True)
+    a = load_checkpoint(tmp_path / "inline" / "last.safetensors").model.state_dict()
+    b = load_checkpoint(tmp_path / "pool" / "last.safetensors").model.state_dict()
+    assert any(not torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+    with pytest.raises(ConfigError, match="train.workers"):
+        _cfg(line_folder, tmp_path / "x", "train.workers=-1")
+
+
+def test_bf16_autocast_trains(line_folder: Path, tmp_path: Path) -> None:
+    """train.precision=bf16 runs the forward pass under torch.autocast (here on the CPU) and still learns."""
+    torch.manual_seed(0)
+    out = tmp_path / "run"
+    cfg = _cfg(
+        line_folder,
+        out,
+        "train.precision=bf16",
+        "train.max_steps=120",
+        "train.eval_every=40",
+        "train.patience=0",
+        "train.schedule=constant",
+        "data.val_split=train",
+    )
+    summary = train(cfg)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert all(map(math.isfinite, losses)) and losses[-1] < 0.5 * losses[0]
+    assert summary["best_val_cer"] < 0.9
+    assert read_meta(out / "best.safetensors").training["config"]["train"]["precision"] == "bf16"
+    with pytest.raises(ConfigError, match="train.precision"):
+        _cfg(line_folder, out, "train.precision=fp16")
 
 
 def test_ema_weights_are_validated_and_saved(line_folder: Path, tmp_path: Path) -> None:

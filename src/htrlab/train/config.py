@@ -90,6 +90,13 @@ class TrainSection:
     # convolution weights and activations in channels-last layout: the same arithmetic, faster convolutions
     # (ppocrv5-rec: 2.14 -> 1.49 s per forward+backward of 16 lines 600 px wide on the 2-core CPU)
     channels_last: bool = True
+    # background processes that augment and collate the next batches while the model trains (0 = in the
+    # training process). The batches are the same for any number: each one's augmentation is seeded by its
+    # (seed, epoch, batch) position. Worth it on a GPU, where augmentation would otherwise starve the device.
+    workers: int = 0
+    # arithmetic of the forward pass: fp32, or bf16 (torch.autocast; the CTC loss stays in float32). bf16 is
+    # for GPUs with bfloat16 units (Ampere and later); on a CPU without them it is slower, not faster.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.schedule not in ("cosine", "constant"):
@@ -102,6 +109,10 @@ class TrainSection:
             raise ConfigError(f"train.ctc_entropy must be in [0, 1] (0 = off), got {self.ctc_entropy}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
+        if self.workers < 0:
+            raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"train.precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
 

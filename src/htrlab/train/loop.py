@@ -48,6 +48,7 @@ RESUMABLE_CHANGES = {
     "train.log_every",
     "train.threads",
     "train.channels_last",
+    "train.workers",
 }
 
 
@@ -77,6 +78,69 @@ def _with_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+class _AugmentedBatches(torch.utils.data.Dataset):
+    """The batches of one epoch from ``start`` on, augmented and collated; item k is batch ``start + k``.
+
+    Each batch's augmentation is seeded by its position (seed, epoch, batch, rank), so the batches are the same
+    whether they are made in the training process or in DataLoader workers, and after a resume.
+    """
+
+    def __init__(
+        self,
+        lines: Any,
+        batches: list[Any],
+        start: int,
+        seeds: tuple[int, int, int],
+        cfg: RunConfig,
+        charset: Charset,
+        square: bool,
+    ) -> None:
+        self.lines, self.batches, self.start = lines, batches, start
+        self.seed, self.epoch, self.rank = seeds
+        self.cfg, self.charset, self.square = cfg, charset, square
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
+
+    def __getitem__(self, k: int) -> Any:
+        b = self.start + k
+        idx = self.batches[b]
+        rng = np.random.default_rng([self.seed, self.epoch, b, self.rank])
+        imgs = [
+            augment(self.lines.images[i].astype(np.float32) / 255.0, rng, self.cfg.augment, self.square)
+            for i in idx
+        ]
+        return collate(
+            imgs, [self.lines.texts[i] for i in idx], [self.lines.ids[i] for i in idx], self.charset
+        )
+
+
+def _batch_stream(data: _AugmentedBatches, workers: int) -> Any:
+    if workers == 0:
+        return (data[k] for k in range(len(data)))
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=None,  # items are whole batches already
+        shuffle=False,
+        num_workers=min(workers, max(1, len(data))),
+        prefetch_factor=4,
+        # its own generator: a DataLoader otherwise draws its workers' seed from torch's global generator,
+        # which would shift the dropout masks of the run with the number of workers
+        generator=torch.Generator().manual_seed(0),
+    )
+    import cv2
+
+    # OpenCV's thread pool does not survive fork(): a worker forked while the pool has threads hangs at its
+    # first OpenCV call. So the workers are forked with the pool at one thread (the state they inherit, one
+    # core each, which is what a worker should use anyway) and this process gets its threads back afterwards.
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return iter(loader)  # forks the workers
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -619,6 +683,33 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             dist.barrier()
         return cfg.train.patience > 0 and st["bad_evals"] >= cfg.train.patience
 
+    def forward_loss(batch: Any) -> tuple[torch.Tensor, Any, Any]:
+        log_probs = lengths = None
+        if seq2seq:  # autoregressive models return their token cross-entropy
+            loss = net(
+                batch.images.to(device),
+                batch.widths.to(device),
+                batch.targets.to(device),
+                batch.target_lengths.to(device),
+                batch.texts,
+            )
+        else:
+            log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
+            loss = F.ctc_loss(
+                log_probs.transpose(0, 1).float(),
+                batch.targets.to(device),
+                lengths.to(device),
+                batch.target_lengths.to(device),
+                blank=Charset.BLANK,
+                reduction="mean",
+                zero_infinity=True,
+            )
+            if cfg.train.ctc_entropy > 0:
+                ent = frame_entropy(log_probs, lengths.to(device))
+                loss = loss - cfg.train.ctc_entropy * ent
+        return loss, log_probs, lengths
+
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
     model.train()
     # under a time budget the step count is not known in advance
     bar_total = None if budget_s > 0 and cfg.train.max_steps == 0 else total_steps
@@ -641,15 +732,14 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             rank,
             world,
         )
+        stream = _batch_stream(
+            _AugmentedBatches(
+                train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset, square
+            ),
+            cfg.train.workers,
+        )
         while st["batch"] < len(batches):
-            idx = batches[st["batch"]]
-            aug_rng = np.random.default_rng([seed, st["epoch"], st["batch"], rank])
-            imgs = [
-                augment(train_lines.images[i].astype(np.float32) / 255.0, aug_rng, cfg.augment, square)
-                for i in idx
-            ]
-            texts = [train_lines.texts[i] for i in idx]
-            batch = collate(imgs, texts, [train_lines.ids[i] for i in idx], charset)
+            batch = next(stream)
             for g in opt.param_groups:
                 g["lr"] = cfg.train.lr * lr_factor(
                     st["step"],
@@ -659,28 +749,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     cfg.train.min_lr_ratio,
                 )
             kl = None
-            if seq2seq:  # autoregressive models return their token cross-entropy
-                loss = net(
-                    batch.images.to(device),
-                    batch.widths.to(device),
-                    batch.targets.to(device),
-                    batch.target_lengths.to(device),
-                    batch.texts,
-                )
-            else:
-                log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
-                loss = F.ctc_loss(
-                    log_probs.transpose(0, 1).float(),
-                    batch.targets.to(device),
-                    lengths.to(device),
-                    batch.target_lengths.to(device),
-                    blank=Charset.BLANK,
-                    reduction="mean",
-                    zero_infinity=True,
-                )
-                if cfg.train.ctc_entropy > 0:
-                    ent = frame_entropy(log_probs, lengths.to(device))
-                    loss = loss - cfg.train.ctc_entropy * ent
+            with autocast:
+                loss, log_probs, lengths = forward_loss(batch)
             if teacher is not None:
                 kl = distillation_kl(
                     teacher,
