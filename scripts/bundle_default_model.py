@@ -51,7 +51,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
 
 {table}
 
-- **Limits:** trained for {total} CPU minutes in all; it reads the Hooker hand far better than any off-the-shelf
+- **Limits:** trained for {total:g} minutes in all (this run and the stages before it); it reads the Hooker hand far better than any off-the-shelf
   recognizer tried here but is still short of a fully trained model (see docs/RESULTS.md). Lines only: a page
   must be segmented into lines first (`htrlab recognize` does it). English, Latin script; characters outside its charset are never output.
 - **Licence and attribution:** trained on "Joseph Hooker HTR" (Schaefer & Litvine, 2023), CC-BY-SA 4.0, images

@@ -579,3 +579,29 @@ def test_not_reading_flags_blank_and_collapsed_output_only() -> None:
     assert not_reading(refs, [r.replace("o", "a") for r in refs]) == ""  # poor but image-dependent
     assert not_reading(refs[:5], [""] * 5) == ""  # too few lines to say
     assert not_reading(["same"] * 20, ["same"] * 20) == ""  # identical references, identical readings
+
+
+def test_checkpoint_of_an_lstm_whose_weights_share_one_buffer(tmp_path: Path) -> None:
+    """On a GPU, cuDNN makes every LSTM weight a view of one packed buffer, which safetensors refuses to store
+    as such (a real training run on an H100 crashed at its first checkpoint); the weights are saved all the
+    same and load back unchanged."""
+    from htrlab.data.preprocess import PreprocessConfig
+    from htrlab.models.registry import build_model
+    from htrlab.text.charset import Charset
+    from htrlab.train.checkpoint import make_meta, save_checkpoint
+
+    charset = Charset.from_texts(["dear sir"])
+    model = build_model("htr-jand", len(charset), {}, tiny=True)
+    lstm = next(m for m in model.modules() if isinstance(m, torch.nn.LSTM))
+    weights = list(lstm.parameters())
+    packed = torch.cat([w.detach().reshape(-1) for w in weights])
+    offset = 0
+    for w in weights:  # what cuDNN's flatten_parameters does
+        w.data = packed[offset : offset + w.numel()].view_as(w)
+        offset += w.numel()
+    assert weights[0].untyped_storage().data_ptr() == weights[-1].untyped_storage().data_ptr()
+    out = tmp_path / "m.safetensors"
+    save_checkpoint(out, model, make_meta(model, "htr-jand", charset, PreprocessConfig(height=32)))
+    loaded = load_checkpoint(out).model.state_dict()
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded[k], v), k

@@ -7,6 +7,7 @@ fingerprints of the training lines, and training facts. Loading checks each fiel
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -60,8 +61,25 @@ def save_checkpoint(path: str | Path, model: nn.Module, meta: CheckpointMeta) ->
     tmp = path.with_name(path.name + ".tmp")
     # save_model stores tensors that share memory (tied embeddings) once
     # force_contiguous: channels-last weights (train.channels_last) are stored in the standard layout
-    save_model(model, str(tmp), metadata={META_KEY: json.dumps(asdict(meta))}, force_contiguous=True)
+    metadata = {META_KEY: json.dumps(asdict(meta))}
+    try:
+        save_model(model, str(tmp), metadata=metadata, force_contiguous=True)
+    except RuntimeError as exc:
+        # On a GPU, cuDNN packs an LSTM's weights into one buffer and makes each weight a view of it; safetensors
+        # refuses to store views of a storage that no single tensor covers. A copy whose tensors each own their
+        # memory is stored instead (tied weights stay tied: they are one Parameter object, copied once).
+        if "storage" not in str(exc) and "shar" not in str(exc):
+            raise
+        save_model(_owning_copy(model), str(tmp), metadata=metadata, force_contiguous=True)
     tmp.replace(path)
+
+
+def _owning_copy(model: nn.Module) -> nn.Module:
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for t in [*twin.parameters(), *twin.buffers()]:
+            t.data = t.data.clone()
+    return twin
 
 
 def read_meta(path: str | Path) -> CheckpointMeta:

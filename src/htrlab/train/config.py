@@ -88,7 +88,8 @@ class TrainSection:
     ctc_entropy: float = 0.0
     progress: bool = True
     # convolution weights and activations in channels-last layout: the same arithmetic, faster convolutions
-    # (ppocrv5-rec: 2.14 -> 1.49 s per forward+backward of 16 lines 600 px wide on the 2-core CPU)
+    # (ppocrv5-rec: 2.14 -> 1.49 s per forward+backward of 16 lines 600 px wide on the 2-core CPU). CPU only:
+    # on an H100 cuDNN ran ppocrv5-rec's depthwise convolutions 30x slower in this layout, so GPUs ignore it.
     channels_last: bool = True
     # background processes that augment and collate the next batches while the model trains (0 = in the
     # training process). The batches are the same for any number: each one's augmentation is seeded by its
