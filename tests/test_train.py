@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +100,11 @@ def test_worker_processes_make_the_same_batches(line_folder: Path, tmp_path: Pat
     resume in the middle of an epoch (4 training lines: two batches of 2 per epoch)."""
     common = ("train.eval_every=3", "augment.enabled=true", "train.batch_size=2", "train.epochs=3")
     train(_cfg(line_folder, tmp_path / "inline", "train.max_steps=5", *common))
+    before = signal.getsignal(signal.SIGCHLD)
     train(_cfg(line_folder, tmp_path / "pool", "train.max_steps=3", "train.workers=2", *common))
+    # the DataLoader's SIGCHLD handler is gone with its workers (left in place, a later subprocess's exit
+    # crashed this test suite with a segmentation fault)
+    assert signal.getsignal(signal.SIGCHLD) == before
     train(_cfg(line_folder, tmp_path / "pool", "train.max_steps=5", "train.workers=2", *common), resume=True)
     a = load_checkpoint(tmp_path / "inline" / "last.safetensors").model.state_dict()
     b = load_checkpoint(tmp_path / "pool" / "last.safetensors").model.state_dict()

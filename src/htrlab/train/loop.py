@@ -8,8 +8,11 @@ import json
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Generator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -117,9 +120,14 @@ class _AugmentedBatches(torch.utils.data.Dataset):
         )
 
 
-def _batch_stream(data: _AugmentedBatches, workers: int) -> Any:
+def _batch_stream(data: _AugmentedBatches, workers: int) -> Generator[Any, None, None]:
+    """The batches of ``data`` in order, made here (``workers == 0``) or in DataLoader worker processes."""
     if workers == 0:
-        return (data[k] for k in range(len(data)))
+        for k in range(len(data)):
+            yield data[k]
+        return
+    import cv2
+
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=None,  # items are whole batches already
@@ -130,17 +138,28 @@ def _batch_stream(data: _AugmentedBatches, workers: int) -> Any:
         # which would shift the dropout masks of the run with the number of workers
         generator=torch.Generator().manual_seed(0),
     )
-    import cv2
-
     # OpenCV's thread pool does not survive fork(): a worker forked while the pool has threads hangs at its
     # first OpenCV call. So the workers are forked with the pool at one thread (the state they inherit, one
     # core each, which is what a worker should use anyway) and this process gets its threads back afterwards.
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    # The DataLoader installs a SIGCHLD handler for its workers that stays after they are gone; in a process
+    # that later runs subprocesses (a test suite, a notebook) their exit then crashed Python (segmentation
+    # fault, seen with torch 2.13 on CPU). The handler is put back once the workers are stopped; a worker that
+    # dies is still noticed by the DataLoader's own status checks.
+    sigchld = signal.getsignal(signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else None
     try:
-        return iter(loader)  # forks the workers
+        batches = iter(loader)  # forks the workers
     finally:
         cv2.setNumThreads(threads)
+    try:
+        yield from batches
+    finally:
+        # closing the stream stops the workers now, not whenever the garbage collector reaches an iterator
+        # left unfinished (a run that stops mid-epoch)
+        del batches
+        if sigchld is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, sigchld)
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -804,6 +823,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             if stop or out_of_steps or out_of_time:
                 stop = True
                 break
+        stream.close()
         if not stop:
             st["epoch"] += 1
             st["batch"] = 0
