@@ -36,6 +36,7 @@ def _cfg(dataset: Path, out: Path, *extra: str):
             "train.progress=false",
             "train.log_every=5",
             "train.threads=1",
+            "train.device=cpu",  # exact comparisons: CPU arithmetic is deterministic, cuDNN's is not
             *extra,
         ],
     )
@@ -261,6 +262,7 @@ def test_distributed_two_cpu_processes_gloo(line_folder: Path, tmp_path: Path) -
                 "train.eval_every": 2,
                 "train.progress": "false",
                 "train.threads": 1,
+                "train.device": "cpu",
             }
         ),
     ]
@@ -610,3 +612,23 @@ def test_checkpoint_of_an_lstm_whose_weights_share_one_buffer(tmp_path: Path) ->
     loaded = load_checkpoint(out).model.state_dict()
     for k, v in model.state_dict().items():
         assert torch.equal(loaded[k], v), k
+
+
+def test_device_per_process_under_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each process of a machine takes its own GPU; with more processes than GPUs, `auto` puts every process
+    on the CPU and `cuda` is refused with what to do (on the H100, two ranks on one GPU failed inside NCCL)."""
+    from htrlab.train import loop
+
+    picked: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", picked.append)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert loop._device("auto", 1) == torch.device("cpu")
+    with pytest.raises(ConfigError, match="nproc_per_node 1"):
+        loop._device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert loop._device("auto", 1) == torch.device("cuda", 1)
+    assert picked == [torch.device("cuda", 1)]
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert loop._device("cpu", 0) == torch.device("cpu")

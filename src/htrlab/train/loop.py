@@ -170,12 +170,24 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def _device(cfg_device: str, local_rank: int) -> torch.device:
+    """The device of this process: under torchrun, process ``local_rank`` of a machine takes GPU ``local_rank``
+    (each process needs a GPU of its own: NCCL refuses two ranks on one GPU)."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     if cfg_device == "auto":
-        cfg_device = "cuda" if torch.cuda.is_available() else "cpu"
+        # more processes on this machine than GPUs: every process on the CPU (all ranks must agree)
+        cfg_device = "cuda" if gpus >= local_procs and gpus > 0 else "cpu"
     if cfg_device == "cuda":
-        if not torch.cuda.is_available():
+        if gpus == 0:
             raise ConfigError("train.device is 'cuda' but no CUDA device is available")
-        return torch.device("cuda", local_rank)
+        if local_rank >= gpus:
+            raise ConfigError(
+                f"train.device is 'cuda' but this machine runs {local_procs} training processes and has {gpus} "
+                f"GPU(s): run at most {gpus} per machine (torchrun --nproc_per_node {gpus}) or use train.device=cpu"
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)  # NCCL's collectives use the current device
+        return device
     if cfg_device != "cpu":
         raise ConfigError(f"train.device must be auto, cpu or cuda, got {cfg_device!r}")
     return torch.device("cpu")
