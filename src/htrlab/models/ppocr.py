@@ -175,19 +175,24 @@ class _Enough(Exception):
     """Stops a calibration pass once the layer being refit has seen its input."""
 
 
-def _low_rank_pair(weight: torch.Tensor, bias: torch.Tensor | None, rank: int) -> nn.Sequential:
-    """A 1x1 convolution (weight (O, I, 1, 1)) as two, I -> rank -> O, from its truncated SVD.
-
-    The singular values are split evenly (sqrt on each side) so both factors start at the same scale.
-    """
-    o, i = weight.shape[:2]
-    u, s, vh = torch.linalg.svd(weight.detach().reshape(o, i).double(), full_matrices=False)
+def _split_svd(m: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The best rank-``rank`` factorisation m ~ B A of an (O, I) matrix by its truncated SVD: A (rank, I),
+    B (O, rank), the singular values split evenly (sqrt on each side) so both factors have the same scale;
+    also all singular values (for the error of the truncation)."""
+    u, s, vh = torch.linalg.svd(m, full_matrices=False)
     root = s[:rank].sqrt()
+    return root[:, None] * vh[:rank], u[:, :rank] * root[None, :], s
+
+
+def _low_rank_pair(weight: torch.Tensor, bias: torch.Tensor | None, rank: int) -> nn.Sequential:
+    """A 1x1 convolution (weight (O, I, 1, 1)) as two, I -> rank -> O, from its truncated SVD."""
+    o, i = weight.shape[:2]
+    a, b, _ = _split_svd(weight.detach().reshape(o, i).double(), rank)
     first = nn.Conv2d(i, rank, 1, bias=False)
     second = nn.Conv2d(rank, o, 1, bias=bias is not None)
     with torch.no_grad():
-        first.weight.copy_((root[:, None] * vh[:rank]).reshape(rank, i, 1, 1))
-        second.weight.copy_((u[:, :rank] * root[None, :]).reshape(o, rank, 1, 1))
+        first.weight.copy_(a.reshape(rank, i, 1, 1))
+        second.weight.copy_(b.reshape(o, rank, 1, 1))
         if bias is not None:
             assert second.bias is not None
             second.bias.copy_(bias.detach())
@@ -320,10 +325,8 @@ class PPOCRRec(nn.Module):
             eye = torch.eye(s_in.shape[0], dtype=s_in.dtype)
             chol = torch.linalg.cholesky(s_in + 1e-5 * eye)
             whole = self._whole[name].to(s_in.device).double().flatten(1)
-            u, sv, vh = torch.linalg.svd(whole @ chol, full_matrices=False)
-            root = sv[:r].sqrt()
-            first = (root[:, None] * vh[:r]) @ torch.linalg.inv(chol)
-            second = u[:, :r] * root[None, :]
+            a, second, sv = _split_svd(whole @ chol, r)
+            first = a @ torch.linalg.inv(chol)
             down, up = pair[0], pair[1]
             assert isinstance(down, nn.Conv2d) and isinstance(up, nn.Conv2d)
             down.weight.copy_(first.reshape(down.weight.shape))
