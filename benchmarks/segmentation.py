@@ -29,7 +29,8 @@ from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import predict
 from htrlab.evaluate.metrics import count_errors
 from htrlab.segment.evaluate import DetectionScore, iou_matrix, match_lines
-from htrlab.segment.read import lines_of
+from htrlab.segment.lines import SegmentConfig
+from htrlab.segment.read import cut_lines, lines_of, more_confident
 
 
 def main() -> int:
@@ -41,10 +42,14 @@ def main() -> int:
     ap.add_argument("--max-pages", type=int, default=0)
     ap.add_argument(
         "--line-crop",
-        choices=["baseline", "polygon"],
-        default="baseline",
-        help="how lines are cut out, both the found ones and the ground-truth ones (see htrlab.data.linecrop)",
+        choices=["auto", "baseline", "polygon"],
+        default="auto",
+        help="how lines are cut out, both the found ones and the ground-truth ones (see htrlab.data.linecrop); "
+        "auto: the found lines both ways, the more confident reading of the page kept (as recognize does), "
+        "the ground-truth lines as bands",
     )
+    ap.add_argument("--segmenter", choices=["learned", "classical"], default="learned")
+    ap.add_argument("--line-detector", help="line detector weights (default: the bundled ones)")
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,6 +59,7 @@ def main() -> int:
     if args.max_pages:
         pages = pages[: args.max_pages]
     engine = load_engine(args.model, "auto", args.threads)
+    seg_cfg = SegmentConfig(method=args.segmenter, detector=args.line_detector)
     total = DetectionScore(0, 0, 0, 0.0)
     refs, e2e_hyps, gt_hyps, ordered_hyps, per_page = [], [], [], [], []
     seg_s = 0.0
@@ -61,16 +67,21 @@ def main() -> int:
         xml = root / "pages" / f"{name}.xml"
         samples = read_page_file(xml)
         for s in samples:
-            s.crop = args.line_crop
+            s.crop = "baseline" if args.line_crop == "auto" else args.line_crop
         gray = load_gray(samples[0].image_path) if samples else load_gray(xml.with_suffix(".jpg"))
         t0 = time.perf_counter()
-        layout, crops, _ = lines_of(gray, "page", source=str(xml), line_crop=args.line_crop)
+        first = "baseline" if args.line_crop == "auto" else args.line_crop
+        layout, crops, _ = lines_of(gray, "page", seg_cfg, source=str(xml), line_crop=first)
         seg_s += time.perf_counter() - t0
+        cuts = [crops] + ([cut_lines(gray, layout, "polygon", str(xml))] if args.line_crop == "auto" else [])
         polys = [s.polygon for s in samples if s.polygon is not None]
         score = match_lines([ln.polygon for ln in layout.lines], polys)
         total = total + score
         ref = " ".join(s.text for s in samples if s.text)
-        hyp = predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in crops])
+        ways = [
+            predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in cut]) for cut in cuts
+        ]
+        hyp = ways[more_confident(ways)]
         gt_lines = [s for s in samples if s.text]
         gt_pred = predict(
             engine, engine.charset, [preprocess(s.load_image(), engine.preprocess) for s in gt_lines]
@@ -128,6 +139,8 @@ def main() -> int:
                     **run_facts(),
                     "split": args.split,
                     "line_crop": args.line_crop,
+                    "segmenter": args.segmenter,
+                    "line_detector": args.line_detector or "bundled",
                     **summary,
                     "per_page": per_page,
                 },

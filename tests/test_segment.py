@@ -242,3 +242,44 @@ def test_two_rows_run_together_are_split_and_one_row_is_not() -> None:
         assert base - char_h - 8 <= ys.min() and ys.max() < base  # each part holds one row's ink, whole
     one = _rows_of_letters([40], char_h=char_h)
     assert len(_split_rows(np.ones_like(one), one, char_h, spacing)) == 1
+
+
+def test_cut_lines_both_ways_and_the_more_confident_reading_is_kept() -> None:
+    from types import SimpleNamespace
+
+    from htrlab.segment.read import cut_lines, more_confident
+
+    page, _ = make_page()
+    layout, bands, mode = lines_of(page, "page")
+    outlines = cut_lines(page, layout, "polygon")
+    assert mode == "page" and len(bands) == len(outlines) == len(PAGE_TEXT)
+    # a band spans the line spacing around the baseline; an outline is trimmed to the line's own ink
+    assert all(o.shape[0] < b.shape[0] for o, b in zip(outlines, bands))
+    with pytest.raises(ConfigError, match="line crop"):
+        cut_lines(page, layout, "box")
+
+    def reading(*conf: float) -> list[SimpleNamespace]:
+        return [SimpleNamespace(confidence=c) for c in conf]
+
+    assert more_confident([reading(0.9, 0.5), reading(0.8, 0.8)]) == 1
+    assert more_confident([reading(0.9, 0.8), reading(0.8, 0.8)]) == 0
+    assert more_confident([reading(0.7)]) == 0
+    assert more_confident([[], reading(0.1)]) == 1
+
+
+@pytest.mark.parametrize("way", ["auto", "baseline", "polygon"])
+def test_recognize_line_crop_and_segmenter_options(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], way: str
+) -> None:
+    ckpt, _ = tiny_checkpoint
+    page, _ = make_page()
+    img = save_png(page, tmp_path / "page.png")
+    for seg in ("learned", "classical"):
+        args = ["recognize", "-m", str(ckpt), "--format", "jsonl", "--line-crop", way, "--segmenter", seg]
+        assert main([*args, str(img)]) == 0
+        row = json.loads(capsys.readouterr().out)
+        assert row["layout"] == "page" and len(row["lines"]) == len(PAGE_TEXT)
+        assert all(0.0 <= ln["confidence"] <= 1.0 for ln in row["lines"])
+    missing = tmp_path / "none.safetensors"
+    assert main(["recognize", "-m", str(ckpt), "--line-detector", str(missing), str(img)]) == 2
+    assert "none.safetensors" in capsys.readouterr().err

@@ -217,3 +217,29 @@ def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str 
         _LLM_CACHE[args.rescore_lm] = CausalLMScorer(args.rescore_lm)
     rcfg = RescoreConfig(nbest=args.nbest, weight=args.rescore_weight, length_bonus=args.length_bonus)
     return RescoreDecoder(beam, _LLM_CACHE[args.rescore_lm], rcfg)
+
+
+def add_segmenter_options(p: Any) -> None:
+    p.add_argument(
+        "--segmenter",
+        choices=["learned", "classical"],
+        default="learned",
+        help="how page lines are found: learned (the bundled line detector, or --line-detector) or classical "
+        "(ink smearing, no trained model); docs/RESULTS.md compares them",
+    )
+    p.add_argument("--line-detector", help="line detector weights (.safetensors) for --segmenter learned")
+
+
+def segment_config(args: Any) -> Any:
+    """The ``SegmentConfig`` the segmenter options ask for; the line detector is loaded here, so that a bad
+    ``--line-detector`` is reported once, before any image is read."""
+    from htrlab.errors import ConfigError, DataError
+    from htrlab.segment.learned import load_detector
+    from htrlab.segment.lines import SegmentConfig
+
+    if args.segmenter == "learned":
+        try:
+            load_detector(args.line_detector)
+        except DataError as exc:
+            raise ConfigError(f"--line-detector: {exc}") from exc
+    return SegmentConfig(method=args.segmenter, detector=args.line_detector)

@@ -13,7 +13,9 @@ from htrlab.cli.common import (
     add_decoder_options,
     add_engine_option,
     add_on_error,
+    add_segmenter_options,
     make_decoder,
+    segment_config,
     write_output,
 )
 
@@ -49,9 +51,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--show", help="PNG with the found lines and their text drawn (a folder for several images)"
     )
+    p.add_argument(
+        "--line-crop",
+        choices=["auto", "baseline", "polygon"],
+        default="auto",
+        help="how the found lines of a page are cut out: baseline (a band around the baseline, straightened, "
+        "as the default model's training lines of letters), polygon (the line's outline, upright, trimmed), "
+        "or auto: read the page both ways and keep the way the model is more confident of (docs/RESULTS.md)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout (a folder for page-xml/alto)")
     add_decoder_options(p)
+    add_segmenter_options(p)
     add_on_error(p)
     p.set_defaults(func=run)
 
@@ -70,22 +81,30 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import predict
-    from htrlab.segment.read import lines_of
+    from htrlab.segment.read import cut_lines, lines_of, more_confident
 
     paths = [Path(p) for p in args.images] or example_images()
     if args.format in ("page-xml", "alto") and not args.output:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)
+    seg_cfg = segment_config(args)
     pages: dict[Path, tuple[Any, str, Any]] = {}
     images: list[Any] = []
-    owners: list[tuple[Path, int]] = []
+    owners: list[tuple[Path, int, int]] = []  # (image, way the lines were cut, line)
     failed: dict[Path, str] = {}
     for p in paths:
         try:
             gray = load_gray(p)
-            layout, crops, mode = lines_of(gray, args.layout, source=str(p))
-            batch = [preprocess(c, engine.preprocess, f"{p} line {k + 1}") for k, c in enumerate(crops)]
+            first = "baseline" if args.line_crop == "auto" else args.line_crop
+            layout, crops, mode = lines_of(gray, args.layout, seg_cfg, source=str(p), line_crop=first)
+            cuts = [crops]
+            if mode == "page" and args.line_crop == "auto":
+                cuts.append(cut_lines(gray, layout, "polygon", source=str(p)))
+            batches = [
+                [preprocess(c, engine.preprocess, f"{p} line {k + 1}") for k, c in enumerate(cut)]
+                for cut in cuts
+            ]
         except DataError as exc:
             if args.on_error == "error":
                 raise DataError(
@@ -94,12 +113,19 @@ def run(args: argparse.Namespace) -> int:
             failed[p] = str(exc)
             continue
         pages[p] = (layout, mode, gray)
-        owners += [(p, k) for k in range(len(batch))]
-        images += batch
+        for way, batch in enumerate(batches):
+            owners += [(p, way, k) for k in range(len(batch))]
+            images += batch
     decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
-    for (p, k), d in zip(owners, decoded):
-        line = pages[p][0].lines[k]
-        line.text, line.confidence = d.text, d.confidence
+    readings: dict[Path, list[list[Any]]] = {}
+    for (p, way, _), d in zip(owners, decoded):
+        ways = readings.setdefault(p, [])
+        while len(ways) <= way:
+            ways.append([])
+        ways[way].append(d)
+    for p, ways in readings.items():
+        for line, d in zip(pages[p][0].lines, ways[more_confident(ways)]):
+            line.text, line.confidence = d.text, d.confidence
     out: list[str] = []
     for p in paths:
         if p in failed:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from htrlab.cli.common import add_on_error
+from htrlab.cli.common import add_on_error, add_segmenter_options, segment_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["page-xml", "alto"], default="page-xml")
     p.add_argument("--show", help="PNG with the found lines drawn (a folder for several images)")
+    add_segmenter_options(p)
     add_on_error(p)
     p.set_defaults(func=run)
 
@@ -33,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     single = len(paths) == 1 and out.suffix.lower() == ".xml"
     failed = 0
+    cfg = segment_config(args)
     for p in paths:
         try:
             gray = load_gray(p)
-            layout = segment_lines(gray, source=str(p))
+            layout = segment_lines(gray, cfg, source=str(p))
         except DataError as exc:
             if args.on_error == "error":
                 raise

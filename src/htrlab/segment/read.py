@@ -5,6 +5,8 @@ straightened (as training lines of PAGE-XML pages are cut), or its outline rotat
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -125,6 +127,17 @@ def lines_of(
     ):
         found.lines = [whole_image_line(gray)]
         return found, [trim_to_ink(gray, ink=ink)], "line"
+    return found, cut_lines(gray, found, line_crop, source), "page"
+
+
+def cut_lines(
+    gray: np.ndarray, found: PageLayout, line_crop: str = "baseline", source: str = "image"
+) -> list[np.ndarray]:
+    """The found lines of a page cut out: as bands around their baselines (``"baseline"``, as PAGE-XML
+    training lines are), or by their outlines rotated upright and trimmed to their ink (``"polygon"``, as a
+    single line image is read); a page whose spacing cannot be measured (one line) uses the outlines."""
+    if line_crop not in LINE_CROPS:
+        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
     spacing = line_spacing([ln.baseline for ln in found.lines]) if line_crop == "baseline" else None
     if spacing is not None and found.char_height > 0:
         # widely spaced lines (double-spaced typescript) would leave the letters small in a mostly empty band:
@@ -132,7 +145,18 @@ def lines_of(
         # 2.2 to 3.7 character heights, as htrlab's segmenter measures them)
         spacing = min(spacing, MAX_SPACING_IN_CHARS * found.char_height)
     if spacing is None:
-        return found, [crop_line(gray, ln) for ln in found.lines], "page"
+        return [crop_line(gray, ln) for ln in found.lines]
     # the same cut as the training lines of PAGE-XML pages (htrlab.data.linecrop)
-    crops = [crop_baseline_band(gray, ln.baseline, spacing, ln.polygon, source=source) for ln in found.lines]
-    return found, crops, "page"
+    return [crop_baseline_band(gray, ln.baseline, spacing, ln.polygon, source=source) for ln in found.lines]
+
+
+def more_confident(readings: Sequence[Sequence[Any]]) -> int:
+    """Which of several readings of one page's lines (each a list of decoded lines with ``confidence``) to
+    keep: the one with the highest mean line confidence.
+
+    ``recognize --line-crop auto`` reads a page's lines cut both ways (``cut_lines``) and keeps the cut the
+    model is surer of. Bands suit pages like the handwritten letters the default model was trained on;
+    outlines suit printed pages and hands unlike them, whose lines it learned as tight crops (measured in
+    docs/RESULTS.md, "Pages")."""
+    means = [float(np.mean([d.confidence for d in r])) if len(r) else -1.0 for r in readings]
+    return int(np.argmax(means))
