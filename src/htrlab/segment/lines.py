@@ -242,10 +242,11 @@ def _merge_row_fragments(
     owner: np.ndarray, comp: np.ndarray, n_lines: int, spacing: float, char_h: float, gap: float
 ) -> np.ndarray:
     """Join pieces of one line that the smearing left apart (wide gaps between words): pieces whose ink
-    centres lie within a third of the line spacing vertically and ``gap`` character heights horizontally."""
+    centres lie within a third of the line spacing vertically and ``gap`` character heights horizontally.
+    Returns the mapping from line labels to joined labels."""
     ys, xs = np.nonzero(owner[comp] > 0)
     if xs.size == 0:
-        return owner
+        return np.arange(n_lines + 1)
     lab = owner[comp][ys, xs]
     info = {}
     for k in np.unique(lab):
@@ -270,7 +271,7 @@ def _merge_row_fragments(
     mapping = np.arange(n_lines + 1)
     for k in info:
         mapping[k] = find(k)
-    return mapping[owner]
+    return mapping
 
 
 def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: str = "image") -> PageLayout:
@@ -294,8 +295,9 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
     upright = cv2.warpAffine(binary, rot, (w, h), flags=cv2.INTER_NEAREST)
     inv = cv2.invertAffineTransform(rot)
     typical = line_spacing(upright, char_h)
+    cores = None
     if cfg.method == "learned":
-        lab, n_masks = _learned_lines(level, char_h, rot, cfg)
+        lab, n_masks, cores = _learned_lines(level, char_h, rot, cfg)
     else:
         lab, n_masks = _smeared_lines(upright, char_h, typical, cfg)
     nc, comp = cv2.connectedComponents(upright, connectivity=8)
@@ -307,8 +309,12 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
         counts = np.bincount(pair, minlength=nc * (n_masks + 1)).reshape(nc, -1)
         owner = counts.argmax(1)
         owner[counts.max(1) == 0] = 0
-    owner = _merge_row_fragments(owner, comp, n_masks, typical, char_h, cfg.merge_gap)
-    ink_owner = owner[comp]
+    mapping = _merge_row_fragments(owner, comp, n_masks, typical, char_h, cfg.merge_gap)
+    ink_owner = mapping[owner][comp]
+    core_y, core_x, core_k = np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)
+    if cores is not None:
+        core_y, core_x = np.nonzero(cores)
+        core_k = mapping[cores[core_y, core_x]]
     pad = cfg.pad * char_h
     bin_w = max(2, round(char_h))
     found = []
@@ -326,6 +332,13 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
                 base.append(np.percentile(yy, 85))
                 xb.append(x0)
         b = np.array([np.array(xb) + bin_w / 2, base], dtype=np.float64).T
+        if len(core_k):
+            # the detector's baseline: the lower edge of the line's core, where it was trained to lie
+            # (Hooker val pages: end-to-end CER 24.51 -> 24.36 % against the fit to the ink below)
+            on = core_k == k
+            edge = _lower_edge(core_y[on], core_x[on], bin_w)
+            if len(edge) >= 3:
+                b = edge
         coef = np.polyfit(b[:, 0], b[:, 1], 1) if len(b) >= 3 else np.array([0.0, b[:, 1].mean()])
         x_end = float(xs.max()) + 1
         bx = np.array([float(xs.min()), x_end])
@@ -364,6 +377,19 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
     return layout
 
 
+def _lower_edge(ys: np.ndarray, xs: np.ndarray, bin_w: int) -> np.ndarray:
+    """(x, y) of the lowest of the pixels (ys, xs) in each ``bin_w``-wide column bin that holds any (bin
+    centres)."""
+    if not len(xs):
+        return np.zeros((0, 2))
+    pts = []
+    for x0 in range(int(xs.min()), int(xs.max()) + 1, bin_w):
+        sel = (xs >= x0) & (xs < x0 + bin_w)
+        if sel.any():
+            pts.append((x0 + bin_w / 2, float(ys[sel].max())))
+    return np.array(pts, dtype=np.float64)
+
+
 def _smeared_lines(
     upright: np.ndarray, char_h: float, typical: float, cfg: SegmentConfig
 ) -> tuple[np.ndarray, int]:
@@ -395,11 +421,11 @@ def _smeared_lines(
 
 def _learned_lines(
     level: np.ndarray, char_h: float, rot: np.ndarray, cfg: SegmentConfig
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, int, np.ndarray]:
     """Line masks from the learned detector's cores (upright frame): each core at least ``min_line_chars``
     character heights wide is a line, and every pixel within two character heights of a core belongs to the
     nearest one (so a word's ascenders and descenders go with its own line's core). Returns a label image
-    (0: no line) and the number of labels."""
+    (0: no line), the number of labels and the cores labelled alike."""
     from htrlab.segment.learned import load_detector
 
     det = load_detector(cfg.detector)
@@ -416,7 +442,7 @@ def _learned_lines(
             keep[i] = k
     cores = keep[labels]
     if k == 0:
-        return cores, 0
+        return cores, 0, cores
     # nearest core for every pixel (Voronoi cells of the cores), cut off at two character heights
     src = np.where(cores > 0, 0, 255).astype(np.uint8)
     dist, near = cv2.distanceTransformWithLabels(src, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
@@ -425,7 +451,7 @@ def _learned_lines(
     to_core[near[on]] = cores[on]
     lab = to_core[near]
     lab[dist > 2.0 * char_h] = 0
-    return lab, k
+    return lab, k, cores
 
 
 def _baseline_y(line: TextLine, x: float) -> float:
