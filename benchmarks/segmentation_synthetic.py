@@ -102,7 +102,8 @@ def main() -> int:
                 {
                     **run_facts(),
                     "segmenter": args.segmenter,
-                    "line_detector": args.line_detector,
+                    "line_detector": args.line_detector or "bundled",
+                    "line_crop": args.line_crop,
                     "rows": results,
                 },
                 indent=2,

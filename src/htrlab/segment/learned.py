@@ -24,9 +24,10 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -36,6 +37,9 @@ from torch.nn import functional as F
 
 from htrlab.errors import DataError
 from htrlab.segment.lines import ink_level
+
+if TYPE_CHECKING:
+    from htrlab.synth.render import FontInfo
 
 CANON_CHAR_H = 10.0  # character height (pixels) at the network's input
 CORE_RATIO = 0.25  # a target core is this fraction of the page's line spacing thick
@@ -227,7 +231,7 @@ def prepare_lines(
 
 
 def synthetic_page(
-    rng: np.random.Generator, fonts: Sequence[object], corpus: Sequence[str]
+    rng: np.random.Generator, fonts: Sequence[FontInfo], corpus: Sequence[str]
 ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[str]]:
     """A rendered page (grey), its lines' baselines, outlines (the text's box) and texts: lines of ``corpus`` text in one of ``fonts``
     (``htrlab.synth.render.FontInfo``), at a random size, spacing, margin and indentation, with now and then a
@@ -239,7 +243,7 @@ def synthetic_page(
     paper, ink = int(rng.integers(190, 250)), int(rng.integers(0, 100))
     info = fonts[int(rng.integers(len(fonts)))]
     size = int(rng.integers(16, 50))
-    font = ImageFont.truetype(str(info.path), size)  # type: ignore[attr-defined]
+    font = ImageFont.truetype(str(info.path), size)
     spacing = size * float(rng.uniform(1.15, 2.6))
     im = Image.new("L", (W, H), paper)
     draw = ImageDraw.Draw(im)
@@ -259,7 +263,7 @@ def synthetic_page(
         line = ""
         while w_i < len(words):
             cand = (line + " " + words[w_i]).strip()
-            if getattr(info, "caps_only", False):
+            if info.caps_only:
                 cand = cand.upper()
             if draw.textlength(cand, font=font) > limit - x and line:
                 break
@@ -334,10 +338,10 @@ def train_segmenter(
     seed: int = 0,
     eval_every: int = 250,
     synthetic: int = 0,
-    fonts: Sequence[object] = (),
+    fonts: Sequence[FontInfo] = (),
     corpus: Sequence[str] = (),
     resume: bool = False,
-    log=print,  # type: ignore[no-untyped-def]
+    log: Callable[[str], object] = print,
 ) -> Path:
     """Train a ``CoreNet`` on PAGE-XML pages with baselines; write ``out`` (safetensors, the weights of the
     lowest validation loss when ``val_xml`` is given, else the last) and ``out`` + ``.state.pt`` (the
