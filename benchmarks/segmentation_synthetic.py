@@ -31,7 +31,7 @@ from htrlab.evaluate.metrics import count_errors
 from htrlab.segment.evaluate import DetectionScore, match_lines
 from htrlab.segment.learned import synthetic_page
 from htrlab.segment.lines import SegmentConfig
-from htrlab.segment.read import cut_lines, lines_of, more_confident
+from htrlab.segment.read import line_cuts, more_confident
 from htrlab.synth.render import font_dirs, load_corpus
 
 
@@ -71,9 +71,7 @@ def main() -> int:
         for _ in range(args.pages):
             gray, _, boxes, texts = synthetic_page(rng, fonts, corpus)
             gray, boxes = _rotate(gray, boxes, float(rng.uniform(-args.max_skew, args.max_skew)))
-            first = "baseline" if args.line_crop == "auto" else args.line_crop
-            layout, crops, _ = lines_of(gray, "page", cfg, source=style, line_crop=first)
-            cuts = [crops] + ([cut_lines(gray, layout, "polygon", style)] if args.line_crop == "auto" else [])
+            layout, cuts, _ = line_cuts(gray, "page", cfg, style, args.line_crop)
             total = total + match_lines([ln.polygon for ln in layout.lines], boxes)
             right_count += len(layout.lines) == len(boxes)
             ways = [

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import predict
-    from htrlab.segment.read import cut_lines, lines_of, more_confident
+    from htrlab.segment.read import line_cuts, more_confident
 
     paths = [Path(p) for p in args.images] or example_images()
     if args.format in ("page-xml", "alto") and not args.output:
@@ -96,11 +96,7 @@ def run(args: argparse.Namespace) -> int:
     for p in paths:
         try:
             gray = load_gray(p)
-            first = "baseline" if args.line_crop == "auto" else args.line_crop
-            layout, crops, mode = lines_of(gray, args.layout, seg_cfg, source=str(p), line_crop=first)
-            cuts = [crops]
-            if mode == "page" and args.line_crop == "auto":
-                cuts.append(cut_lines(gray, layout, "polygon", source=str(p)))
+            layout, cuts, mode = line_cuts(gray, args.layout, seg_cfg, str(p), args.line_crop)
             batches = [
                 [preprocess(c, engine.preprocess, f"{p} line {k + 1}") for k, c in enumerate(cut)]
                 for cut in cuts

@@ -36,7 +36,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from htrlab.errors import DataError
-from htrlab.segment.lines import ink_level
 
 if TYPE_CHECKING:
     from htrlab.synth.render import FontInfo
@@ -214,13 +213,9 @@ def prepare_lines(
     that its characters (measured at the analysis resolution of ``segment_lines``) are ``CANON_CHAR_H``
     high."""
     from htrlab.data.linecrop import line_spacing
-    from htrlab.segment.lines import _clean, ink_map
+    from htrlab.segment.lines import analysis_view
 
-    H, W = gray.shape
-    scale = min(1.0, work_side / max(H, W))
-    work = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    level = ink_level(work)
-    _, char_h = _clean(ink_map(work, level))
+    scale, level, _, char_h = analysis_view(gray, work_side)
     if char_h <= 0:
         raise DataError(f"{name}: no ink found on the page image")
     spacing = line_spacing(baselines) or 3.0 * char_h / scale

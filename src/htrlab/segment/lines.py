@@ -20,8 +20,8 @@ height, so both adapt to the image's resolution:
    together is cut along the deep valley of its row profile levelled along its slope. Each ink component is
    given to the blob that holds most of it. Either way, pieces of one row are then joined.
 5. Geometry: a line's polygon follows the upper and lower envelope of its own ink (so a crop keeps the
-   neighbours' ascenders and descenders out), its baseline is a robust fit through the lower edge of the ink's
-   core; reading order compares baselines where lines share columns (a line above another is read first)
+   neighbours' ascenders and descenders out); its baseline is a straight fit through the lower edge of its
+   detected core (learned), or of its ink's main body (classical, or a core too short to fit); reading order compares baselines where lines share columns (a line above another is read first)
    and reads lines side by side in one row left to right (``reading_order``).
 
 Why not kraken's or eScriptorium's segmenters: kraken pulls torchvision, and neither ships as a package this
@@ -274,6 +274,17 @@ def _merge_row_fragments(
     return mapping
 
 
+def analysis_view(gray: np.ndarray, work_side: int) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """Steps 1 and 2 at the analysis resolution (the longer side reduced to ``work_side``): the scale used,
+    the ink level, the cleaned binary ink and the character height (0 when there is no ink)."""
+    H, W = gray.shape
+    scale = min(1.0, work_side / max(H, W))
+    work = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    level = ink_level(work)
+    binary, char_h = _clean(ink_map(work, level))
+    return scale, level, binary, char_h
+
+
 def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: str = "image") -> PageLayout:
     """Find the text lines of a grey page / paragraph / line image (see the module docstring)."""
     cfg = cfg or SegmentConfig()
@@ -282,10 +293,7 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
     if gray.ndim != 2 or gray.size == 0:
         raise DataError(f"{source}: segmentation needs a non-empty grey image, got shape {gray.shape}")
     H, W = gray.shape
-    scale = min(1.0, cfg.work_side / max(H, W))
-    work = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else gray
-    level = ink_level(work)
-    binary, char_h = _clean(ink_map(work, level))
+    scale, level, binary, char_h = analysis_view(gray, cfg.work_side)
     layout = PageLayout(W, H)
     if char_h <= 0 or not binary.any():
         return layout
@@ -359,8 +367,7 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
         found.append((poly, baseline, len(xs)))
 
     def to_page(pts: np.ndarray) -> np.ndarray:
-        p = np.hstack([pts, np.ones((len(pts), 1))]) @ inv.T
-        p = p / scale
+        p = (np.hstack([pts, np.ones((len(pts), 1))]) @ inv.T) / scale
         return np.clip(np.round(p), 0, [W - 1, H - 1]).astype(np.int32)
 
     lines = []

@@ -150,6 +150,23 @@ def cut_lines(
     return [crop_baseline_band(gray, ln.baseline, spacing, ln.polygon, source=source) for ln in found.lines]
 
 
+def line_cuts(
+    gray: np.ndarray,
+    layout: str = "auto",
+    cfg: SegmentConfig | None = None,
+    source: str = "image",
+    line_crop: str = "auto",
+) -> tuple[PageLayout, list[list[np.ndarray]], str]:
+    """``lines_of`` with every way its lines are to be read: ``line_crop="auto"`` gives a page's lines cut as
+    bands and as outlines (keep the reading ``more_confident`` picks), other values one way only."""
+    first = "baseline" if line_crop == "auto" else line_crop
+    found, crops, mode = lines_of(gray, layout, cfg, source, first)
+    cuts = [crops]
+    if mode == "page" and line_crop == "auto":
+        cuts.append(cut_lines(gray, found, "polygon", source))
+    return found, cuts, mode
+
+
 def more_confident(readings: Sequence[Sequence[Any]]) -> int:
     """Which of several readings of one page's lines (each a list of decoded lines with ``confidence``) to
     keep: the one with the highest mean line confidence.
