@@ -205,7 +205,20 @@ def test_benchmark_json_rows(tiny_checkpoint: tuple[Path, Path], capsys: pytest.
     assert {r["engine"] for r in rows} == {"torch", "onnx"}
     b1 = [r for r in rows if r["batch_size"] == 1]
     assert all(r["latency_p50_ms"] > 0 and r["latency_p95_ms"] >= r["latency_p50_ms"] for r in b1)
+    # onnxruntime runs batches as calls of at most 2 lines unless told otherwise; PyTorch whole batches
+    assert {(r["engine"], r["lines_per_run"]) for r in rows} == {("torch", 0), ("onnx", 2)}
+    # the arithmetic of a line is counted where there is a PyTorch module (the tiny checkpoint's forward, less
+    # than the full-size HTR-JAND's); an ONNX row has none to count on
+    flops = {(r["model"], r["engine"]): r["gflops_per_line"] for r in rows}
+    assert flops[(str(ckpt), "onnx")] is None
+    assert 0 < flops[(str(ckpt), "torch")] < flops[("htr-jand (random init)", "torch")]
     assert main(["benchmark", str(ckpt), "--batch-sizes", "1"]) == 2  # neither --data nor --images
+    args = ["benchmark", str(ckpt), "--images", str(data), "--batch-sizes", "4", "--repeats", "1"]
+    assert main([*args, "--engines", "onnx", "--lines-per-run", "0,1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["lines_per_run"] for r in rows] == [0, 1]
+    assert main([*args, "--lines-per-run", "two"]) == 2
+    assert main([*args, "--lines-per-run", "-1"]) == 2
 
 
 def test_benchmark_rows_per_engine_and_precision(
@@ -336,3 +349,27 @@ def test_hooker_dataset_opens_with_its_splits() -> None:
     assert nonempty == {"train": 4885, "val": 692, "test": 639}
     docs = {s: {x.doc_id for x in ds.split(s)} for s in ds.splits}
     assert not docs["train"] & docs["test"] and not docs["train"] & docs["val"]
+
+
+def test_gflops_of_autoregressive_reading_grow_with_the_tokens_generated() -> None:
+    import numpy as np
+
+    from htrlab.data.preprocess import PreprocessConfig
+    from htrlab.evaluate.engines import Engine
+    from htrlab.evaluate.speed import gflops_per_line
+    from htrlab.models import build_model
+    from htrlab.text import Charset
+    from htrlab.train.checkpoint import make_meta
+
+    cs = Charset(list("abcdefgh "))
+    model = build_model("trocr-small", len(cs), tiny=True).eval()
+    pre = PreprocessConfig(height=model.cfg.input_height, resize="square")
+    engine = Engine(
+        "torch", Path("trocr-small"), cs, pre, make_meta(model, "trocr-small", cs, pre), 0, None, model
+    )
+    line = np.zeros((model.cfg.input_height, model.cfg.input_height), np.uint8)
+    model.cfg.max_length = 4
+    short = gflops_per_line(engine, line)
+    model.cfg.max_length = 16  # random weights never stop early: 16 steps
+    long = gflops_per_line(engine, line)
+    assert short is not None and long is not None and 0 < short < long

@@ -226,3 +226,34 @@ def test_greedy_decode_merges_repeats_drops_blanks_and_normalises_spaces() -> No
     assert 0.99 < d.confidence <= 1.0
     (short,) = greedy_decode(lp, torch.tensor([3]), cs)  # only the valid frames count
     assert short.text == "a"
+
+
+def test_engines_that_read_small_runs_get_batches_cut_into_them() -> None:
+    """An engine's ``lines_per_run`` caps the lines of one call (ONNX on CPUs: 2); batch size still groups lines
+    by width, and every line comes back in input order."""
+    import torch
+
+    from htrlab.evaluate.inference import emissions
+
+    calls: list[int] = []
+
+    class Engine:
+        lines_per_run = 2
+
+        def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            calls.append(images.shape[0])
+            frames = images.shape[3] // 8
+            # each line's frames carry its own width, so a mix-up of lines would show
+            lp = widths[:, None, None].float().expand(-1, frames, 3).clone()
+            return lp, widths // 8
+
+    widths = [80, 400, 86, 88, 408, 84, 416]
+    lines = [np.zeros((32, w), np.uint8) for w in widths]
+    out = emissions(Engine(), lines, batch_size=32)
+    assert max(calls) == 2 and sum(calls) == len(lines) and len(calls) == 4  # 4 short lines, 3 long: 2+2, 2+1
+    assert [int(e[0, 0]) for e in out] == widths
+    assert [e.shape[0] for e in out] == [w // 8 for w in widths]
+    calls.clear()
+    Engine.lines_per_run = 0  # a whole batch per call
+    emissions(Engine(), lines, batch_size=32)
+    assert sorted(calls) == [3, 4]

@@ -262,6 +262,55 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height,
     assert ("low-rank: 8 1x1 convolutions refit" in capsys.readouterr().err) == (low_rank > 0)
 
 
+@needs_ppocr
+def test_half_width_late_stage_keeps_the_frames_costs_less_and_exports_to_onnx(tmp_path) -> None:
+    """model.half_width_late: the 480-channel stage runs at half the width; the output frames and the weights
+    stay those of the whole model (a fine-tune starts from it), the arithmetic drops by a fifth, and the ONNX
+    export computes what PyTorch computes."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.models.onnx_export import export_onnx
+    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
+
+    cs = Charset.from_texts(["abcdef xyz"])
+    whole = build_model("ppocrv5-rec", len(cs), {"input_height": 96}).eval()
+    whole.init_pretrained(cs)
+    ckpt = tmp_path / "whole.safetensors"
+    save_checkpoint(ckpt, whole, make_meta(whole, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
+    half = build_model("ppocrv5-rec", len(cs), {"input_height": 96, "half_width_late": True}).eval()
+    assert warm_start(half, cs, load_checkpoint(ckpt)) == []
+    x, w = torch.rand(2, 1, 96, 800), torch.tensor([800, 640])
+
+    def flops(model: torch.nn.Module) -> int:
+        with FlopCounterMode(display=False) as counter:  # (its module hooks need autograd on)
+            model(x, w)
+        return int(counter.get_total_flops())
+
+    with torch.no_grad():
+        (a, la), (b, lb) = whole(x, w), half(x, w)
+    assert torch.equal(la, lb) and la.tolist() == [50, 40]
+    assert abs(a.shape[1] - b.shape[1]) <= 1  # the last frame may round the other way
+    assert 0.75 < flops(half) / flops(whole) < 0.85
+
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # stand-in for fine-tuning
+        for t in half.parameters():
+            t.add_(0.01 * torch.randn(t.shape, generator=gen) * (t.abs().mean() + 1e-3))
+    path = tmp_path / "half.safetensors"
+    save_checkpoint(path, half, make_meta(half, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
+    assert load_checkpoint(path).meta.model_config["half_width_late"] is True
+    onnx_path = export_onnx(load_checkpoint(path), tmp_path / "half.onnx")
+    pt, ort = load_engine(path, "torch", 1), load_engine(onnx_path, "auto", 1)
+    for widths in ([400, 301], [64]):
+        xb = torch.rand(len(widths), 1, 96, widths[0], generator=gen)
+        (a, la), (b, lb) = pt(xb, torch.tensor(widths)), ort(xb, torch.tensor(widths))
+        assert torch.equal(la, lb)
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
+
+
 def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None:
     """The default model's attention neck sees the padding of a batch: lines of very different widths must
     not share one (htrlab.data.batching.MAX_WIDTH_SPREAD)."""

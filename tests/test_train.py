@@ -329,6 +329,9 @@ def test_distillation_kl_is_zero_for_identical_posteriors() -> None:
         lp, lengths = m(x, w)
     assert float(distillation_kl(m, x, w, lp, lengths, 2.0)) == pytest.approx(0.0, abs=1e-6)
     assert float(distillation_kl(m, x, w, torch.log_softmax(torch.randn_like(lp), -1), lengths, 2.0)) > 0.01
+    # a student that rounds the last frame up (one frame more than the teacher): the frames both have count
+    longer = torch.cat([lp, torch.log_softmax(torch.randn_like(lp[:, :1]), -1)], 1)
+    assert float(distillation_kl(m, x, w, longer, lengths, 2.0)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_skipped_samples_are_counted_and_listed(line_folder: Path, tmp_path: Path) -> None:

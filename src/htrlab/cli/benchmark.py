@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from htrlab.cli.common import dumps, write_output
 
@@ -35,6 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--precisions",
         default="fp32",
         help="comma-separated: fp32, bf16 (bfloat16: torch and openvino only; onnx rows stay fp32)",
+    )
+    p.add_argument(
+        "--lines-per-run",
+        help="comma-separated: onnxruntime rows for each value, calls of at most N lines (0 = whole batches; "
+        "default the engine's own, 2)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", action="store_true")
@@ -69,6 +75,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--engines takes torch, onnx and/or openvino, got {args.engines!r}")
     if not precisions or not set(precisions) <= {"fp32", "bf16"}:
         raise ConfigError(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
+    try:
+        per_run = [int(x) for x in args.lines_per_run.split(",") if x.strip()] if args.lines_per_run else []
+    except ValueError as exc:
+        raise ConfigError(
+            f"--lines-per-run must be comma-separated integers, got {args.lines_per_run!r}"
+        ) from exc
+    if args.lines_per_run is not None and (not per_run or min(per_run) < 0):
+        raise ConfigError(f"--lines-per-run takes integers >= 0, got {args.lines_per_run!r}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     lines, texts = load_lines(args.data, args.images, args.split, args.max_lines)
@@ -80,10 +94,16 @@ def run(args: argparse.Namespace) -> int:
     # random-weight autoregressive models generate as many tokens as the average line has characters
     tokens = round(sum(map(len, texts)) / len(texts)) + 1 if texts else 32
     for label, engine in resolve_models(args.models, engines, args.threads, tokens, precisions):
-        rows += benchmark_engine(
-            label, engine, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
+        variants = (
+            [replace(engine, lines_per_run=n) for n in per_run]
+            if engine.name == "onnx" and per_run
+            else [engine]
         )
-        print(rows_to_markdown(rows[-len(sizes) :]).splitlines()[-1], file=sys.stderr)
+        for variant in variants:
+            rows += benchmark_engine(
+                label, variant, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
+            )
+            print(rows_to_markdown(rows[-len(sizes) :]).splitlines()[-1], file=sys.stderr)
     # --json: a list of rows; the machine facts went to stderr above
     write_output(dumps(as_dicts(rows)) if args.json else rows_to_markdown(rows), args.output)
     return 0

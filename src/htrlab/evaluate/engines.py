@@ -47,6 +47,8 @@ class Engine:
     # None where batches run one after another
     batch_workers: Any = None
     precision: str = "fp32"  # the arithmetic the engine really runs (see the module docstring)
+    # the most lines one call runs (0 = a whole batch): larger batches are cut into runs of this size
+    lines_per_run: int = 0
 
     def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out: tuple[torch.Tensor, torch.Tensor] = self.forward(images, widths)
@@ -100,6 +102,11 @@ def torch_engine(path: str | Path, threads: int = 0, precision: str = "fp32") ->
 
 
 MAX_BATCH_WORKERS = 8
+# onnxruntime on a CPU reads this network's lines faster two at a time than in larger batches (2 cores, 300
+# Hooker test lines, batch 32 cut into runs of 2 / 4 / 8 / none: 89.4 / 83.4 / 77.5 / 77.7 lines/s on 2 threads,
+# 40.2 / 40.7 / 38.4 / 37.4 on 1; docs/RESULTS.md): the late 240- and 480-channel maps of a 32-line batch are tens
+# of MB, far beyond the caches. Batch size still decides which lines are read together (by width).
+ONNX_LINES_PER_RUN = 2
 
 
 def onnx_engine(path: str | Path, threads: int = 0) -> Engine:
@@ -152,7 +159,16 @@ def onnx_engine(path: str | Path, threads: int = 0) -> Engine:
         return pool
 
     return Engine(
-        "onnx", path, Charset(meta.charset), pre, meta, params, forward_on(session), None, batch_workers
+        "onnx",
+        path,
+        Charset(meta.charset),
+        pre,
+        meta,
+        params,
+        forward_on(session),
+        None,
+        batch_workers,
+        lines_per_run=ONNX_LINES_PER_RUN,
     )
 
 

@@ -3,7 +3,8 @@
 Timing covers the model's forward pass and greedy decoding on preprocessed lines; preprocessing is timed
 separately. Each configuration gets a warm-up pass on a few lines (not timed), then ``repeats`` timed passes
 over all lines; the median pass is reported, and the first pass on its own (new batch shapes). Latency is
-measured line by line at batch size 1.
+measured line by line at batch size 1. The arithmetic of one line (GFLOPs, counted by PyTorch) tells how much
+of a speed difference is the models' work and how much the engines' use of the CPU.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class SpeedRow:
     # the first timed pass alone: batch shapes not seen before (engines that prepare kernels per input shape,
     # such as OpenVINO, pay for that here; the median is of passes over shapes seen)
     first_pass_sentences_per_s: float = 0.0
+    # the most lines one call of the engine ran (0 = whole batches; htrlab.evaluate.engines.ONNX_LINES_PER_RUN)
+    lines_per_run: int = 0
+    # arithmetic of one line of the median width (a multiply-add counts 2), where the engine has a PyTorch
+    # module to count on (torch rows; an ONNX file computes what its checkpoint's module computes)
+    gflops_per_line: float | None = None
 
 
 def machine_facts() -> dict[str, Any]:
@@ -196,6 +202,25 @@ def _run(engine: Engine, images: Sequence[np.ndarray], batch_size: int) -> int:
     return sum(len(d.text) for d in predict(engine, engine.charset, images, batch_size))
 
 
+def gflops_per_line(engine: Engine, image: np.ndarray) -> float | None:
+    """Floating-point operations (GFLOPs) of reading one preprocessed line: a CTC model's forward pass, or an
+    autoregressive model's generation (its encoder and every decoding step); None without a PyTorch module."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from htrlab.data.batching import collate
+
+    module = engine.module
+    if module is None:
+        return None
+    batch = collate([image], [""], [""])
+    with FlopCounterMode(display=False) as counter:  # (its module hooks need autograd on: no no_grad here)
+        if getattr(module, "seq2seq", False):
+            module.generate(batch.images, engine.charset)
+        else:
+            module(batch.images, batch.widths)
+    return round(counter.get_total_flops() / 1e9, 3)
+
+
 def benchmark_engine(
     label: str,
     engine: Engine,
@@ -210,6 +235,8 @@ def benchmark_engine(
     images = [preprocess(g, engine.preprocess) for g in gray_lines]
     pre_ms = 1000 * (time.perf_counter() - t0) / max(1, len(images))
     size = engine.path.stat().st_size / 1e6 if engine.path.is_file() else None
+    by_width = sorted(images, key=lambda im: im.shape[1])
+    flops = gflops_per_line(engine, by_width[len(by_width) // 2]) if images else None
     rows = []
     for bs in batch_sizes:
         _run(engine, images[: 2 * bs], bs)  # warm-up
@@ -246,6 +273,8 @@ def benchmark_engine(
                 round(pre_ms, 3),
                 round(rss, 1),
                 round(len(images) / times[0], 2),
+                engine.lines_per_run,
+                flops,
             )
         )
     return rows
@@ -273,7 +302,9 @@ def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
         "engine",
         "precision",
         "batch",
+        "lines/run",
         "params",
+        "GFLOPs/line",
         "MB",
         "sentences/s",
         "first pass",
@@ -289,7 +320,9 @@ def rows_to_markdown(rows: Sequence[SpeedRow]) -> str:
             r.engine,
             r.precision,
             r.batch_size,
+            r.lines_per_run or "batch",
             f"{r.params:,}",
+            r.gflops_per_line or "-",
             r.file_mb or "-",
             r.sentences_per_s,
             r.first_pass_sentences_per_s,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from htrlab.errors import CheckpointError, ConfigError
+from htrlab.errors import CheckpointError, ConfigError, ModelError
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
@@ -53,6 +53,11 @@ class PPOCRConfig:
     # from the truncated SVD of its weight. Cheaper where r < C / 2; meant to be fine-tuned or distilled after.
     low_rank: float = 0.0
     low_rank_min_channels: int = 240
+    # half_width_late: the last stage (480 channels) runs at half the width: its first depthwise convolution
+    # strides 2 across as well as down, and the final pooling (3 x 2) pools only down, so the output frames
+    # (width / 8k) stay the same. 21 % fewer operations per line; changes what the network computes, so it is
+    # meant to be fine-tuned or distilled from a whole model.
+    half_width_late: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.low_rank < 1.0:
@@ -169,6 +174,20 @@ def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 _STEM = "Conv/0"  # the converted graph's first convolution
+_LATE_DOWN = "Conv/21"  # the depthwise convolution that opens the 480-channel stage (stride 2 down)
+_POOL = "AveragePool/0"  # the pooling after the last stage (kernel and stride 3 down, 2 across)
+
+
+def _set_ints(node: Any, values: dict[str, list[int]]) -> None:
+    """Set integer-list attributes of an ONNX node, adding those it lacks."""
+    from onnx import helper
+
+    todo = dict(values)
+    for attr in node.attribute:
+        if attr.name in todo:
+            del attr.ints[:]
+            attr.ints.extend(todo.pop(attr.name))
+    node.attribute.extend(helper.make_attribute(a, v) for a, v in todo.items())
 
 
 class _Enough(Exception):
@@ -220,6 +239,21 @@ class PPOCRRec(nn.Module):
             with torch.no_grad():
                 fine.weight.copy_(self._fine_stem(stem.weight))
             self.net._modules[_STEM] = fine
+        if cfg.half_width_late:
+            down, pool = self.net.get_submodule(_LATE_DOWN), self.net.get_submodule(_POOL)
+            ks = getattr(pool, "kernel_size", None)
+            if not (
+                isinstance(down, nn.Conv2d)
+                and isinstance(pool, nn.AvgPool2d)
+                and tuple(down.stride) == (2, 1)
+                and not isinstance(ks, int)
+                and tuple(ks or ()) == (3, 2)
+            ):
+                raise ModelError(
+                    "model.half_width_late: this PP-OCR graph's late stage is not the one expected"
+                )
+            down.stride = (2, 2)
+            pool.kernel_size = pool.stride = (3, 1)
         self.head = nn.Linear(w.shape[0], num_classes)
         self._pretrained_head = (w, b)
         self.factored: dict[str, int] = {}  # module name in self.net -> rank
@@ -366,8 +400,6 @@ class PPOCRRec(nn.Module):
         """
         from onnx import TensorProto, helper, numpy_helper
 
-        from htrlab.errors import ModelError
-
         model = _load_rec_onnx()
         graph = model.graph
         fresh, w0, b0 = _backbone()  # pretrained values locate each trained tensor in the graph
@@ -422,12 +454,16 @@ class PPOCRRec(nn.Module):
                 raise ModelError("ONNX export of ppocrv5-rec: the stem convolution was not found")
             conv = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == stem_proto.name)
             k = self.k
-            shape = {"kernel_shape": [3 * k] * 2, "strides": [2 * k] * 2, "pads": [k] * 4}
-            for attr in conv.attribute:
-                if attr.name in shape:
-                    del attr.ints[:]
-                    attr.ints.extend(shape.pop(attr.name))
-            conv.attribute.extend(helper.make_attribute(a, v) for a, v in shape.items())
+            _set_ints(conv, {"kernel_shape": [3 * k] * 2, "strides": [2 * k] * 2, "pads": [k] * 4})
+        if self.cfg.half_width_late:  # as in __init__: the late stage strides across, the pooling does not
+            w_down = before[f"{_LATE_DOWN}.weight"].detach().cpu().numpy()
+            (down_proto,) = slots[(w_down.shape, w_down.tobytes())]
+            down = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == down_proto.name)
+            pools = [n for n in graph.node if n.op_type == "AveragePool"]
+            if len(pools) != 1:
+                raise ModelError(f"ONNX export of ppocrv5-rec: {len(pools)} pooling nodes, expected 1")
+            _set_ints(down, {"strides": [2, 2]})
+            _set_ints(pools[0], {"kernel_shape": [3, 1], "strides": [3, 1]})
         put(w0, self.head.weight.t().contiguous(), "the output projection")
         put(b0, self.head.bias, "the output bias")
         # outputs: log-softmax instead of softmax, and the frame counts

@@ -385,15 +385,17 @@ def distillation_kl(
     """Mean over valid frames of KL(teacher || student) between temperature-softened frame posteriors.
 
     Args:
-        teacher: the frozen teacher (same frame rate and classes as the student).
+        teacher: the frozen teacher (same frame rate and classes as the student; where the two round a line's
+            last frame differently, the frames both have are compared).
         images: (N, 1, H, W) batch; widths: (N,).
         student_log_probs: (N, T, C) student log-probabilities; lengths: (N,) valid frames.
         temperature: T > 1 softens both distributions so the teacher's ranking of wrong characters is learnt.
     """
     with torch.no_grad():
         t_lp, _ = teacher(images, widths)
-    t_log = F.log_softmax(t_lp.float() / temperature, dim=-1)
-    s_log = F.log_softmax(student_log_probs.float() / temperature, dim=-1)
+    t = min(t_lp.shape[1], student_log_probs.shape[1])
+    t_log = F.log_softmax(t_lp[:, :t].float() / temperature, dim=-1)
+    s_log = F.log_softmax(student_log_probs[:, :t].float() / temperature, dim=-1)
     kl = (t_log.exp() * (t_log - s_log)).sum(-1)  # (N, T)
     mask = (torch.arange(kl.shape[1], device=kl.device)[None, :] < lengths.to(kl.device)[:, None]).float()
     return (kl * mask).sum() / mask.sum().clamp(min=1.0)
