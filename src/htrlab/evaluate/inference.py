@@ -93,10 +93,9 @@ def emissions(
         model.eval()
     out: list[torch.Tensor | None] = [None] * len(images)
     batches = bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD)
+    # engines that read lines faster in small runs get each batch as several calls (ONNX_LINES_PER_RUN)
     per_run = int(getattr(model, "lines_per_run", 0) or 0)
-    if (
-        per_run > 0
-    ):  # engines that read lines faster in small runs (htrlab.evaluate.engines.ONNX_LINES_PER_RUN)
+    if per_run > 0:
         batches = [b[i : i + per_run] for b in batches for i in range(0, len(b), per_run)]
 
     def run(idx: list[int], forward: nn.Module | Forward) -> None:
