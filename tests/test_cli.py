@@ -217,6 +217,8 @@ def test_benchmark_json_rows(tiny_checkpoint: tuple[Path, Path], capsys: pytest.
     assert main([*args, "--engines", "onnx", "--lines-per-run", "0,1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["lines_per_run"] for r in rows] == [0, 1]
+    assert main([*args, "--engines", "torch", "--lines-per-run", "1"]) == 0
+    assert "applies to onnxruntime rows" in capsys.readouterr().err
     assert main([*args, "--lines-per-run", "two"]) == 2
     assert main([*args, "--lines-per-run", "-1"]) == 2
 

@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                 label, variant, lines, sizes, args.threads or torch.get_num_threads(), args.repeats
             )
             print(rows_to_markdown(rows[-len(sizes) :]).splitlines()[-1], file=sys.stderr)
+    if per_run and not any(r.engine == "onnx" for r in rows):
+        print("note: --lines-per-run applies to onnxruntime rows, and there were none", file=sys.stderr)
     # --json: a list of rows; the machine facts went to stderr above
     write_output(dumps(as_dicts(rows)) if args.json else rows_to_markdown(rows), args.output)
     return 0
