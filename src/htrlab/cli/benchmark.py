@@ -48,6 +48,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _int_list(option: str, raw: str, least: int, bound: str) -> list[int]:
+    """Comma-separated integers of ``option``, each at least ``least`` (``bound`` says so in the error)."""
+    from htrlab.errors import ConfigError
+
+    try:
+        values = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{option} must be comma-separated integers, got {raw!r}") from exc
+    if not values or min(values) < least:
+        raise ConfigError(f"{option} {bound}, got {raw!r}")
+    return values
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -61,28 +74,18 @@ def run(args: argparse.Namespace) -> int:
         rows_to_markdown,
     )
 
-    try:
-        sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(
-            f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}"
-        ) from exc
+    sizes = _int_list("--batch-sizes", args.batch_sizes, 1, "must be positive integers")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     precisions = [e.strip() for e in args.precisions.split(",") if e.strip()]
-    if not sizes or min(sizes) < 1:
-        raise ConfigError(f"--batch-sizes must be positive integers, got {args.batch_sizes!r}")
     if not engines or not set(engines) <= {"torch", "onnx", "openvino"}:
         raise ConfigError(f"--engines takes torch, onnx and/or openvino, got {args.engines!r}")
     if not precisions or not set(precisions) <= {"fp32", "bf16"}:
         raise ConfigError(f"--precisions takes fp32 and/or bf16, got {args.precisions!r}")
-    try:
-        per_run = [int(x) for x in args.lines_per_run.split(",") if x.strip()] if args.lines_per_run else []
-    except ValueError as exc:
-        raise ConfigError(
-            f"--lines-per-run must be comma-separated integers, got {args.lines_per_run!r}"
-        ) from exc
-    if args.lines_per_run is not None and (not per_run or min(per_run) < 0):
-        raise ConfigError(f"--lines-per-run takes integers >= 0, got {args.lines_per_run!r}")
+    per_run = (
+        _int_list("--lines-per-run", args.lines_per_run, 0, "takes integers >= 0")
+        if args.lines_per_run is not None
+        else []
+    )
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     lines, texts = load_lines(args.data, args.images, args.split, args.max_lines)
