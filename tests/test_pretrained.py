@@ -212,6 +212,12 @@ def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
     path = tmp_path / "low.safetensors"
     save_checkpoint(path, low, make_meta(low, "ppocrv5-rec", cs, PreprocessConfig(height=48)))
     assert load_checkpoint(path).meta.model_config["low_rank"] == 0.25
+    # started from a low-rank checkpoint, the trained pairs are kept: nothing is refit over them
+    again = build_model("ppocrv5-rec", len(cs), {"low_rank": 0.25}).eval()
+    assert warm_start(again, cs, load_checkpoint(path)) == []
+    assert again.calibrate(seen) == ""
+    with torch.no_grad():
+        assert torch.allclose(again(*unseen)[0], low(*unseen)[0], atol=1e-5)
     onnx_path = export_onnx(load_checkpoint(path), tmp_path / "low.onnx")
     pt, ort = load_engine(path, "torch", 1), load_engine(onnx_path, "auto", 1)
     for widths in ([400, 301], [64]):

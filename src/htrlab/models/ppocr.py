@@ -291,6 +291,10 @@ class PPOCRRec(nn.Module):
                 pair = _low_rank_pair(out.pop(w), out.pop(b, None), r)
                 for key, value in pair.state_dict().items():
                     out[f"net.{name}.{key}"] = value
+            elif f"net.{name}.0.weight" in out:
+                # a low-rank checkpoint: its pairs were trained, there is no whole weight to refit them to
+                # (the one kept from the constructor is PP-OCRv5's, and calibrate() would undo the training)
+                self._whole.pop(name, None)
         return out
 
     def _fine_stem(self, weight: torch.Tensor) -> torch.Tensor:
@@ -328,7 +332,8 @@ class PPOCRRec(nn.Module):
         "whitened" SVD), A = sqrt(s) V^T L^-1, B = U sqrt(s). Each layer sees the inputs the already refit
         layers before it produce. No library does this for a torch.fx graph; it is a few lines of linear algebra.
         """
-        if not self.factored:  # before the batches are made: a whole model has nothing to refit
+        todo = {name: r for name, r in self.factored.items() if name in self._whole}
+        if not todo:  # before the batches are made: nothing to refit (a whole model, or trained pairs)
             return ""
         batches = list(batches)
         if not batches:
@@ -336,7 +341,7 @@ class PPOCRRec(nn.Module):
         was_training = self.training
         self.eval()
         errors = []
-        for name, r in self.factored.items():
+        for name, r in todo.items():
             pair = self.net.get_submodule(name)
             assert isinstance(pair, nn.Sequential)
             cov: list[torch.Tensor] = []
@@ -368,7 +373,7 @@ class PPOCRRec(nn.Module):
             errors.append(float((sv[r:] ** 2).sum() / (sv**2).sum()))  # relative output error on these lines
         self.train(was_training)
         return (
-            f"low-rank: {len(self.factored)} 1x1 convolutions refit to {sum(len(w) for _, w in batches)} "
+            f"low-rank: {len(todo)} 1x1 convolutions refit to {sum(len(w) for _, w in batches)} "
             f"training lines; relative output error {min(errors):.3f}-{max(errors):.3f}"
         )
 
