@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import save_png
 from htrlab.data.dataset import open_dataset
@@ -192,3 +195,61 @@ def test_page_bands_of_widely_spaced_lines_are_capped_in_character_heights() -> 
     assert all(b.shape[0] <= 1.2 * 3.5 * layout.char_height + 2 for b in bands)
     assert all(b.shape[0] < 1.2 * 250 for b in bands)
     assert all((b < 100).any(1).sum() >= 28 for b in bands)
+
+
+def test_prepared_cache_follows_image_bytes_not_paths_or_times(tmp_path: Path) -> None:
+    """A dataset copied elsewhere (new paths, new mtimes) reuses its cache; an image edited in place to the same
+    size does not."""
+    src = tmp_path / "a"
+    src.mkdir()
+    _page_with_tight_outlines(src)
+    cache, cfg = tmp_path / "cache", PreprocessConfig(height=32)
+    first = prepare_lines(open_dataset(src).samples, cfg, cache_dir=cache, progress=False)
+    [made] = list(cache.glob("lines-*.npz"))
+    copy = tmp_path / "b"
+    shutil.copytree(src, copy)  # copytree keeps mtimes: touch the copy to be sure they differ
+    os.utime(copy / "p.png", (1, 1))
+    again = prepare_lines(open_dataset(copy).samples, cfg, cache_dir=cache, progress=False)
+    assert list(cache.glob("lines-*.npz")) == [made]
+    assert all(np.array_equal(a, b) for a, b in zip(first.images, again.images))
+
+    page = np.asarray(Image.open(copy / "p.png")).copy()
+    page[90:100, 60:70] = 0  # a blot on line 0: same size, same name
+    save_png(page, copy / "p.png")
+    edited = prepare_lines(open_dataset(copy).samples, cfg, cache_dir=cache, progress=False)
+    assert len(list(cache.glob("lines-*.npz"))) == 2
+    assert not np.array_equal(edited.images[0], first.images[0])
+
+
+def test_prepared_cache_drops_least_recently_used_files_over_its_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _page_with_tight_outlines(tmp_path)
+    samples, cache = open_dataset(tmp_path).samples, tmp_path / "cache"
+
+    def prep(pad: int) -> Path:  # configurations whose files are about the same size
+        before = set(cache.glob("lines-*.npz"))
+        prepare_lines(samples, PreprocessConfig(height=32, pad=pad), cache_dir=cache, progress=False)
+        new = set(cache.glob("lines-*.npz")) - before
+        return new.pop() if new else Path()
+
+    monkeypatch.setenv("HTRLAB_CACHE_MAX_GB", "0")  # no limit
+    files = [prep(pad) for pad in (8, 9, 10)]
+    for i, f in enumerate(files):  # written in this order, a second apart
+        os.utime(f, (1000 + i, 1000 + i))
+    size = sum(f.stat().st_size for f in files)
+    prep(8)  # a cache hit: the oldest file becomes the most recently used
+    assert files[0].stat().st_mtime > 1002
+    # room for about three files: a fourth evicts the least recently used (pad 9)
+    monkeypatch.setenv("HTRLAB_CACHE_MAX_GB", str(size * 1.2 / 1e9))
+    newest = prep(11)
+    assert newest.is_file() and files[0].is_file() and files[2].is_file()
+    assert not files[1].is_file()
+    assert "removed 1 least recently used" in capsys.readouterr().err
+    # the file just written stays, even alone over the limit
+    monkeypatch.setenv("HTRLAB_CACHE_MAX_GB", "1e-9")
+    last = prep(12)
+    assert [p.name for p in cache.glob("lines-*.npz")] == [last.name]
+    monkeypatch.setenv("HTRLAB_CACHE_MAX_GB", "lots")
+    with pytest.raises(ConfigError, match="HTRLAB_CACHE_MAX_GB"):
+        prep(13)

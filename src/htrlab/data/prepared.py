@@ -3,9 +3,11 @@ configuration rather than once per epoch."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from tqdm import tqdm
 from htrlab.data.preprocess import PreprocessConfig, preprocess, to_uint8
 from htrlab.data.readers.common import Problems
 from htrlab.data.sample import LineSample
-from htrlab.errors import DataError
+from htrlab.errors import ConfigError, DataError
 
 CACHE_VERSION = 3  # bump whenever cropping or preprocessing changes what a line becomes
 
@@ -81,19 +83,86 @@ class PreparedLines:
         )
 
 
+def _file_digest(path: Path) -> str:
+    """A hash of a file's bytes ("missing" when it cannot be read: reading the line will report that)."""
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return "missing"
+    return h.hexdigest()
+
+
 def _cache_key(samples: Sequence[LineSample], cfg: PreprocessConfig) -> str:
+    # The images enter the key by their bytes, not by path and modification time: a dataset copied, moved,
+    # checked out again or re-mounted (all of which change mtimes) keeps its cache, and an image edited in
+    # place, even to the same size, gets a new one. Each file is read once (pages hold many lines); hashing
+    # costs a fraction of a second per 100 MB, far less than cropping and normalising the lines again.
     h = hashlib.sha1(json.dumps({"v": CACHE_VERSION, "cfg": asdict(cfg)}, sort_keys=True).encode())
+    digests: dict[Path, str] = {}
     for s in samples:
-        try:
-            mtime = s.image_path.stat().st_mtime_ns
-        except OSError:
-            mtime = -1
+        digest = digests.get(s.image_path)
+        if digest is None:
+            digest = digests[s.image_path] = _file_digest(s.image_path)
         poly = s.polygon.tobytes() if s.polygon is not None else b""
         base = s.baseline.tobytes() if s.baseline is not None else b""
-        h.update(f"{s.id}\t{s.text}\t{s.image_path}\t{mtime}\t{s.box}\t{s.crop}\t{s.line_spacing}".encode())
+        h.update(f"{s.id}\t{s.text}\t{digest}\t{s.box}\t{s.crop}\t{s.line_spacing}".encode())
         h.update(poly)
         h.update(base)
     return h.hexdigest()[:20]
+
+
+def cache_limit_bytes() -> int:
+    """The most the preprocessed-line cache may hold: ``$HTRLAB_CACHE_MAX_GB`` (default 10; 0 = no limit)."""
+    raw = os.environ.get("HTRLAB_CACHE_MAX_GB", "10")
+    try:
+        gb = float(raw)
+    except ValueError:
+        raise ConfigError(f"HTRLAB_CACHE_MAX_GB must be a number of GB, not {raw!r}") from None
+    if gb < 0:
+        raise ConfigError(f"HTRLAB_CACHE_MAX_GB must be >= 0, not {raw!r}")
+    return int(gb * 1e9)
+
+
+def _evict(cache_dir: Path, keep: Path, limit: int) -> None:
+    """Remove the least recently used cache files until the cache holds at most ``limit`` bytes.
+
+    Every configuration (height, crop, dataset) has its own file, hundreds of MB for a few thousand lines; left
+    alone the cache would grow with every experiment. A file is "used" when written or read (reads touch it).
+    The file just written is never removed, however large.
+    """
+    if limit <= 0:
+        return
+    files = []
+    for f in cache_dir.glob("lines-*.npz"):
+        if f.name.endswith(".tmp.npz"):  # being written by another process
+            continue
+        try:
+            st = f.stat()
+        except OSError:  # removed meanwhile by another process
+            continue
+        files.append((st.st_mtime, st.st_size, f))
+    total = sum(size for _, size, _ in files)
+    removed, freed = 0, 0
+    for _, size, f in sorted(files, key=lambda t: t[0]):
+        if total <= limit:
+            break
+        if f == keep:
+            continue
+        try:
+            f.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed, freed = removed + 1, freed + size
+    if removed:
+        print(
+            f"cache: removed {removed} least recently used preprocessed-line file(s), {freed / 1e9:.2f} GB, "
+            f"to keep {cache_dir} under HTRLAB_CACHE_MAX_GB={limit / 1e9:g}",
+            file=sys.stderr,
+        )
 
 
 def _save(path: Path, lines: PreparedLines) -> None:
@@ -152,6 +221,7 @@ def prepare_lines(
         desc: progress bar label.
     """
     problems = Problems(on_error)
+    limit = cache_limit_bytes() if cache_dir is not None else 0  # a bad setting fails before the work
     key = _cache_key(samples, cfg)
     cache_file = cache_dir / f"lines-{key}.npz" if cache_dir is not None else None
     if cache_file is not None and cache_file.is_file():
@@ -160,6 +230,8 @@ def prepare_lines(
         except (OSError, ValueError, KeyError):
             lines = None  # a damaged cache is rebuilt, never trusted
         if lines is not None:
+            with contextlib.suppress(OSError):  # a read-only cache still serves
+                os.utime(cache_file)  # most recently used: the last to be evicted
             return _validated(lines, samples, validate, on_error)
     ids, texts, images, fps, docs = [], [], [], [], []
     for s in tqdm(samples, desc=desc, disable=not progress, leave=False, unit="line"):
@@ -178,6 +250,7 @@ def prepare_lines(
     if cache_file is not None and images:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         _save(cache_file, lines)
+        _evict(cache_file.parent, cache_file, limit)
     return _validated(lines, samples, validate, on_error)
 
 
