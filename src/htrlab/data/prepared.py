@@ -21,6 +21,7 @@ from htrlab.data.sample import LineSample
 from htrlab.errors import ConfigError, DataError
 
 CACHE_VERSION = 3  # bump whenever cropping or preprocessing changes what a line becomes
+_PARTIAL = ".tmp.npz"  # suffix of a cache file still being written (renamed into place when complete)
 
 
 def fingerprint(gray: np.ndarray) -> str:
@@ -137,7 +138,7 @@ def _evict(cache_dir: Path, keep: Path, limit: int) -> None:
         return
     files = []
     for f in cache_dir.glob("lines-*.npz"):
-        if f.name.endswith(".tmp.npz"):  # being written by another process
+        if f.name.endswith(_PARTIAL):  # being written by another process
             continue
         try:
             st = f.stat()
@@ -175,7 +176,7 @@ def _save(path: Path, lines: PreparedLines) -> None:
         "doc_ids": lines.doc_ids,
         "skipped": lines.skipped,
     }
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(_PARTIAL)
     np.savez(
         tmp,
         flat=flat,
