@@ -59,6 +59,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "as the default model's training lines of letters), polygon (the line's outline, upright, trimmed), "
         "or auto: read the page both ways and keep the way the model is more confident of (docs/RESULTS.md)",
     )
+    p.add_argument(
+        "--orientation",
+        choices=["auto", "0", "90", "180", "270"],
+        default="auto",
+        help="turn the image clockwise by this many degrees before reading it, or auto: a page whose lines run "
+        "down is turned a quarter, and a page the model reads better upside down a half (images read as one "
+        "line or word are taken as they are); EXIF orientation is always applied first",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout (a folder for page-xml/alto)")
     add_decoder_options(p)
@@ -81,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import predict
-    from htrlab.segment.read import line_cuts, more_confident
+    from htrlab.segment.orient import oriented_line_cuts
+    from htrlab.segment.read import more_confident
 
     paths = [Path(p) for p in args.images] or example_images()
     if args.format in ("page-xml", "alto") and not args.output:
@@ -89,17 +98,36 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)
     seg_cfg = segment_config(args)
-    pages: dict[Path, tuple[Any, str, Any]] = {}
+    pages: dict[Path, tuple[Any, str, Any, int]] = {}
     images: list[Any] = []
     owners: list[tuple[Path, int, int]] = []  # (image, way the lines were cut, line)
+    readings: dict[Path, list[list[Any]]] = {}  # image -> way -> its lines read
     failed: dict[Path, str] = {}
     for p in paths:
         try:
             gray = load_gray(p)
-            layout, cuts, mode = line_cuts(gray, args.layout, seg_cfg, str(p), args.line_crop)
-            batches = [
-                [preprocess(c, engine.preprocess, f"{p} line {k + 1}") for k, c in enumerate(cut)]
-                for cut in cuts
+
+            def read(crops: list[Any], p: Path = p) -> list[Any]:
+                lines = [preprocess(c, engine.preprocess, f"{p} (orientation)") for c in crops]
+                return predict(engine, engine.charset, lines, args.batch_size)
+
+            found = oriented_line_cuts(
+                gray, args.layout, seg_cfg, str(p), args.line_crop, args.orientation, read
+            )
+            if found.quarter_turns and args.orientation == "auto":
+                print(
+                    f"{p}: read turned {90 * found.quarter_turns} degrees clockwise "
+                    "(--orientation 0 reads it as it is)",
+                    file=sys.stderr,
+                )
+            # the lines the orientation check read greedily are not read again when decoding is greedy too
+            known = found.readings if decoder is None else {}
+            ways = [known.get(way) or [None] * len(cut) for way, cut in enumerate(found.cuts)]
+            todo = [
+                (way, k, preprocess(c, engine.preprocess, f"{p} line {k + 1}"))
+                for way, cut in enumerate(found.cuts)
+                for k, c in enumerate(cut)
+                if ways[way][k] is None
             ]
         except DataError as exc:
             if args.on_error == "error":
@@ -108,17 +136,13 @@ def run(args: argparse.Namespace) -> int:
                 ) from exc
             failed[p] = str(exc)
             continue
-        pages[p] = (layout, mode, gray)
-        for way, batch in enumerate(batches):
-            owners += [(p, way, k) for k in range(len(batch))]
-            images += batch
+        pages[p] = (found.layout, found.mode, gray, 90 * found.quarter_turns)
+        readings[p] = ways
+        owners += [(p, way, k) for way, k, _ in todo]
+        images += [line for _, _, line in todo]
     decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
-    readings: dict[Path, list[list[Any]]] = {}
-    for (p, way, _), d in zip(owners, decoded):
-        ways = readings.setdefault(p, [])
-        while len(ways) <= way:
-            ways.append([])
-        ways[way].append(d)
+    for (p, way, k), d in zip(owners, decoded):
+        readings[p][way][k] = d
     for p, ways in readings.items():
         for line, d in zip(pages[p][0].lines, ways[more_confident(ways)]):
             line.text, line.confidence = d.text, d.confidence
@@ -131,13 +155,13 @@ def run(args: argparse.Namespace) -> int:
                 else f"{p}\tERROR: {failed[p]}"
             )
             continue
-        layout, mode, gray = pages[p]
+        layout, mode, gray, degrees = pages[p]
         if args.show:
             from htrlab.segment.draw import draw_layout
 
             draw_layout(gray, layout, _show_path(args.show, p, len(paths) > 1))
         if args.format == "jsonl":
-            out.append(json.dumps(_as_json(p, layout, mode), ensure_ascii=False))
+            out.append(json.dumps(_as_json(p, layout, mode, degrees), ensure_ascii=False))
         elif args.format == "text":
             out += [f"{p}\t{ln.text}\t{ln.confidence or 0.0:.3f}" for ln in layout.lines]
         else:
@@ -158,12 +182,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed and not pages else 0
 
 
-def _as_json(path: Path, layout: Any, mode: str) -> dict[str, Any]:
+def _as_json(path: Path, layout: Any, mode: str, degrees: int = 0) -> dict[str, Any]:
     lines = layout.lines
     confs = [ln.confidence for ln in lines if ln.confidence is not None]
     return {
         "path": str(path),
         "layout": mode,
+        "rotation": degrees,
         "text": "\n".join(ln.text for ln in lines),
         "confidence": round(min(confs), 4) if confs else 0.0,
         "width": layout.width,

@@ -53,6 +53,10 @@ def write_page_xml(layout: PageLayout, image_name: str, out: str | Path, creator
         imageWidth=str(layout.width),
         imageHeight=str(layout.height),
     )
+    if layout.quarter_turns % 4:
+        # PAGE: the clockwise angle that makes the page upright, in (-180, 180]
+        degrees = 90 * (layout.quarter_turns % 4)
+        page.set("orientation", str(degrees if degrees <= 180 else degrees - 360))
     if layout.lines:
         ro = etree.SubElement(page, f"{{{PAGE_NS}}}ReadingOrder")
         og = etree.SubElement(ro, f"{{{PAGE_NS}}}OrderedGroup", id="ro1", caption="Regions reading order")
@@ -112,6 +116,10 @@ def write_alto(layout: PageLayout, image_name: str, out: str | Path) -> Path:
         HEIGHT=str(layout.height),
     )
     block = etree.SubElement(ps, f"{{{ALTO_NS}}}TextBlock", ID="r1")
+    if layout.quarter_turns % 4:
+        # ALTO: the text's rotation in the image, degrees anticlockwise (a page that needed a quarter turn
+        # clockwise holds text turned a quarter anticlockwise)
+        block.set("ROTATION", str(90 * (layout.quarter_turns % 4)))
     for i, ln in enumerate(layout.lines):
         x, y, w, h = ln.box
         attrs = {

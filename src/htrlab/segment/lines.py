@@ -74,6 +74,9 @@ class PageLayout:
     lines: list[TextLine] = field(default_factory=list)
     skew_degrees: float = 0.0
     char_height: float = 0.0
+    quarter_turns: int = (
+        0  # clockwise quarter turns the image needed to be read upright (htrlab.segment.orient)
+    )
 
 
 def ink_level(gray: np.ndarray) -> np.ndarray:
