@@ -8,7 +8,8 @@ and 270 degrees clockwise, and ``htrlab.segment.orient.oriented_line_cuts`` deci
 when the turns add up to a whole turn. Pages: the Hooker letters of ``--splits`` (their whole page images), and
 ``--synthetic`` rendered pages per style in font families held out of the default model's and the line
 detector's training (``synthetic_page``, as in benchmarks/segmentation_synthetic.py): handwriting, printed,
-and both in capitals only (the case where ascender statistics point the wrong way, see the module docstring).
+both in capitals only (the case where ascender statistics point the wrong way, see the module docstring), and
+both with a dark band along the page's edges, as scans of sheets on a dark ground have.
 Also timed, per upright page: finding and cutting its lines with ``--orientation 0`` and with ``auto`` (the
 check's cost; ``recognize`` then reuses the check's readings of the outlines when it decodes greedily).
 Seeds are fixed.
@@ -35,6 +36,16 @@ from htrlab.segment.learned import synthetic_page
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.orient import oriented_line_cuts, turn
 from htrlab.synth.render import font_dirs, load_corpus
+
+
+def _dark_border(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The page with a dark band along its edges, as a scan of a sheet on a dark ground shows it (0.5-2 % of
+    the shorter side wide)."""
+    out = page.copy()
+    band = max(2, int(min(page.shape) * rng.uniform(0.005, 0.02)))
+    dark = int(rng.integers(10, 70))
+    out[:band], out[-band:], out[:, :band], out[:, -band:] = dark, dark, dark, dark
+    return out
 
 
 def main() -> int:
@@ -72,6 +83,10 @@ def main() -> int:
             ("printed, capitals only", printed, capitals),
         ):
             styles[name] = [synthetic_page(rng, fonts, text)[0] for _ in range(args.synthetic)]
+        for name, fonts in (("handwriting, dark scan border", hand), ("printed, dark scan border", printed)):
+            styles[name] = [
+                _dark_border(synthetic_page(rng, fonts, corpus)[0], rng) for _ in range(args.synthetic)
+            ]
     engine = load_engine(args.model, "auto", args.threads)
     cfg = SegmentConfig()
 

@@ -133,16 +133,33 @@ def test_the_turn_is_written_to_page_xml_and_alto(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not (HOOKER / "splits.tsv").is_file(), reason="Hooker letters not available")
-def test_a_real_page_upside_down_that_the_line_detector_takes_for_one_line() -> None:
-    """Hooker JDH_2_16_48_001 upside down: the line detector finds too few lines to call it a page; being
-    page-like, it is tried the other way up, where lines are found and read better."""
+def test_a_real_page_upside_down_that_was_taken_for_one_line() -> None:
+    """Hooker JDH_2_16_48_001 (scanned on a dark ground) upside down: a piece of the ground's edge merged into
+    a line made the other lines look small, so the page was read as one line and never checked; now it is a
+    page, found upside down and turned back."""
     from htrlab.data.images import load_gray
     from htrlab.segment.orient import oriented_line_cuts
 
     upside_down = turn(load_gray(HOOKER / "pages" / "JDH_2_16_48_001.jpg"), 2)
-    assert lines_of(upside_down, "auto")[2] == "line"
+    assert lines_of(upside_down, "auto")[2] == "page"
     found = oriented_line_cuts(upside_down, read=_bundled_reader())
     assert found.quarter_turns == 2 and found.mode == "page" and len(found.layout.lines) > 10
+
+
+@pytest.mark.skipif(not (HOOKER / "splits.tsv").is_file(), reason="Hooker letters not available")
+@pytest.mark.parametrize("skew", [-3.0, 1.2])
+def test_a_real_page_on_a_dark_ground_turned_sideways(skew: float) -> None:
+    """Hooker JDH_2_16_48_001, slightly skewed, turned a quarter either way: the edges of the dark ground around
+    the sheet are left out of the measure, which they swamped (the page looked upright)."""
+    import cv2
+
+    from htrlab.data.images import load_gray
+
+    page = load_gray(HOOKER / "pages" / "JDH_2_16_48_001.jpg")
+    h, w = page.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), skew, 1.0)
+    skewed = cv2.warpAffine(page, m, (w, h), borderValue=int(np.median(page)))
+    assert [lines_run_down(turn(skewed, k)) for k in range(4)] == [False, True, False, True]
 
 
 def _bundled_reader():  # type: ignore[no-untyped-def]
@@ -152,3 +169,13 @@ def _bundled_reader():  # type: ignore[no-untyped-def]
 
     engine = load_engine("default", "auto", 2)
     return lambda crops: predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in crops])
+
+
+@pytest.mark.parametrize("band", [6, 25])
+def test_a_dark_scan_border_does_not_hide_which_way_the_lines_run(band: int) -> None:
+    """The inner edges of a dark border are long straight runs of ink: left in, they made a sideways page look
+    upright (a Hooker page scanned on a dark ground)."""
+    page, _ = make_page()
+    page[:band], page[-band:], page[:, :band], page[:, -band:] = 25, 25, 25, 25
+    assert [lines_run_down(turn(page, k)) for k in range(4)] == [False, True, False, True]
+    assert lines_of(page, "auto")[2] == "page"

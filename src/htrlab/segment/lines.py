@@ -114,6 +114,11 @@ def _clean(binary: np.ndarray) -> tuple[np.ndarray, float]:
         _, _, w, h, area = stats[i]
         if area < 6 or (w > 0.6 * w_img and h > 0.3 * h_img) or (h > 0.5 * h_img):
             continue
+        if min(h_img, w_img) >= 400 and w > 0.3 * w_img and h < 0.08 * w and h < 0.05 * h_img:
+            # a rule, or a piece of the edge of a dark ground, across a page: merged into the nearest line it
+            # made that line hold most of the page's ink, and the page was read as one line (htrlab.segment.read;
+            # not in small images: a long flat stroke in a line crop is part of a word)
+            continue
         keep[i] = True
         if area >= 15 and h >= 4:
             heights.append(h)

@@ -35,6 +35,9 @@ from htrlab.segment.lines import PageLayout, SegmentConfig, analysis_view
 
 ORIENTATIONS = ("auto", "0", "90", "180", "270")
 PAGE_EXTENT = 6.0  # ink spans at least this many character sizes across and down: a page, not a line
+MIN_PAGE_LINES = 3  # a page turned sideways must show at least this many lines once turned back
+RULE_LENGTH = 20.0  # a component this many character sizes long, and thin or hollow, is a rule or a frame
+RULE_WIDTH = 3.0  # ... thin: at most this many character sizes across
 MIN_DIRECTION = 0.3  # |log contrast ratio| below this: no clear direction, the image is read as it is
 PROBE_LINES = 60  # at most this many lines (the longest) read both ways to tell upright from upside down
 FIRST_LINES = 8  # the longest lines read both ways first ...
@@ -107,29 +110,68 @@ def direction_score(binary: np.ndarray, max_deg: float = 5.0) -> float:
     return float(np.log((across + 1e-6) / (down + 1e-6)))
 
 
+def _char_size(stats: np.ndarray) -> float:
+    """The area-weighted median of the ink components' shorter sides (``stats`` of
+    ``cv2.connectedComponentsWithStats`` without the background): the same whichever way up the image is."""
+    sides = np.minimum(stats[:, 2], stats[:, 3]).astype(float)
+    areas = stats[:, 4].astype(float)
+    order = np.argsort(sides)
+    cum = np.cumsum(areas[order])
+    return max(float(sides[order][np.searchsorted(cum, cum[-1] / 2)]), 1.0)
+
+
+def without_rules(binary: np.ndarray) -> np.ndarray:
+    """``binary`` without rules, frames and the dark edges of a scan: components spanning over half the image's
+    width or height, and components at least ``RULE_LENGTH`` character sizes long that are thin
+    (``RULE_WIDTH`` sizes at most) or hollow (a frame or its corners: under 10 % of their box inked). Their
+    long straight runs would swamp the projection profiles of the text: the dark border of a scanned letter
+    made a sideways page look upright (Hooker test page JDH_2_16_48_001)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return binary
+    st = stats[1:]
+    size = _char_size(st)
+    long_side = np.maximum(st[:, 2], st[:, 3])
+    thin = np.minimum(st[:, 2], st[:, 3]) <= RULE_WIDTH * size
+    hollow = st[:, 4] < 0.1 * st[:, 2] * st[:, 3]
+    h, w = binary.shape
+    # the segmenter's cleaning drops components over half the image's height only (a page-long rule down a
+    # margin): drop those over half its width too, so that both ways up are measured alike
+    spans = (st[:, 2] > 0.5 * w) | (st[:, 3] > 0.5 * h)
+    rule = ((long_side >= RULE_LENGTH * size) & (thin | hollow)) | spans
+    if not rule.any():
+        return binary
+    keep = np.concatenate([[False], ~rule])
+    return keep[labels].astype(binary.dtype)
+
+
 def is_page_like(binary: np.ndarray) -> bool:
-    """Whether the ink spans at least ``PAGE_EXTENT`` character sizes both across and down; the character size
-    is the area-weighted median of the ink components' shorter sides, which is the same whichever way up the
-    image is."""
+    """Whether the ink spans at least ``PAGE_EXTENT`` character sizes (``_char_size``) both across and down."""
     n, _, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
     if n <= 1:
         return False
-    sides = np.minimum(stats[1:, 2], stats[1:, 3]).astype(float)
-    areas = stats[1:, 4].astype(float)
-    order = np.argsort(sides)
-    cum = np.cumsum(areas[order])
-    size = max(float(sides[order][np.searchsorted(cum, cum[-1] / 2)]), 1.0)
+    size = _char_size(stats[1:])
     ys, xs = np.nonzero(binary)
     return min(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) >= PAGE_EXTENT * size
 
 
+def _text_ink(gray: np.ndarray, cfg: SegmentConfig | None) -> np.ndarray | None:
+    """The binary ink of ``gray`` at the segmenter's analysis resolution, rules and frames left out
+    (``without_rules``); ``None`` when there is none."""
+    _, _, binary, char_h = analysis_view(gray, (cfg or SegmentConfig()).work_side)
+    if char_h <= 0 or not binary.any():
+        return None
+    text = without_rules(binary)
+    return text if text.any() else None
+
+
 def lines_run_down(gray: np.ndarray, cfg: SegmentConfig | None = None) -> bool:
-    """Whether ``gray`` is a page whose lines run down the image (a page turned sideways)."""
-    cfg = cfg or SegmentConfig()
-    _, _, binary, char_h = analysis_view(gray, cfg.work_side)
-    if char_h <= 0 or not binary.any() or not is_page_like(binary):
+    """Whether ``gray`` is a page whose lines run down the image (a page turned sideways); rules and frames
+    are left out of the measure (``without_rules``)."""
+    text = _text_ink(gray, cfg)
+    if text is None or not is_page_like(text):
         return False
-    return direction_score(binary) < -MIN_DIRECTION
+    return direction_score(text) < -MIN_DIRECTION
 
 
 def upright_margin(
@@ -192,23 +234,27 @@ def oriented_line_cuts(
     read: Callable[[list[np.ndarray]], Sequence[Any]] | None = None,
 ) -> OrientedLines:
     """``htrlab.segment.read.line_cuts`` of ``gray`` turned the way ``orientation`` says: ``"0"``, ``"90"``,
-    ``"180"``, ``"270"`` (degrees clockwise), or ``"auto"``: a page whose lines run down is turned a quarter,
-    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more; a
-    page-like image (``is_page_like``) taken for one line is also tried upside down, and kept so when lines are
-    found there and read better that way. Images read as one line or word are otherwise taken as they are
-    under ``auto`` (one line says too little).
+    ``"180"``, ``"270"`` (degrees clockwise), or ``"auto"``: a page whose lines run down, and which turned a
+    quarter shows ``MIN_PAGE_LINES`` lines or more, is turned a quarter,
+    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. Images
+    read as one line or word are taken as they are under ``auto`` (one line says too little).
 
     The outlines read upright to decide are returned as ``readings`` (the caller need not read them again
     when it decodes as ``read`` does; ``None`` for those not read)."""
     from htrlab.segment.read import cut_lines, line_cuts
 
     forced = check_orientation(orientation)
-    if forced is not None:
-        turns = forced
-    else:
-        turns = 1 if layout in ("auto", "page") and lines_run_down(gray, cfg) else 0
+    turns = forced or 0
+    found = None
+    if forced is None and layout in ("auto", "page") and lines_run_down(gray, cfg):
+        # confirmed by the lines found on the image turned: a line or word image whose profiles happen to
+        # point down (8 % of Hooker val line crops) is no page of MIN_PAGE_LINES lines when turned
+        quarter = line_cuts(turn(gray, 1), layout, cfg, source, line_crop)
+        if quarter[2] == "page" and len(quarter[0].lines) >= MIN_PAGE_LINES:
+            turns, (found, cuts, mode) = 1, quarter
     turned = turn(gray, turns)
-    found, cuts, mode = line_cuts(turned, layout, cfg, source, line_crop)
+    if found is None:
+        found, cuts, mode = line_cuts(turned, layout, cfg, source, line_crop)
     readings: dict[int, list[Any]] = {}
     if forced is not None or read is None:
         return OrientedLines(unturn_layout(found, turns, gray.shape), cuts, mode, turns, readings)
@@ -227,7 +273,9 @@ def oriented_line_cuts(
             found, cuts, mode = line_cuts(turn(gray, turns), layout, cfg, source, line_crop)
         elif way is not None:
             readings[way] = upright
-    elif layout == "auto" and is_page_like(analysis_view(turned, (cfg or SegmentConfig()).work_side)[2]):
+    elif layout == "auto" and is_page_like(
+        without_rules(analysis_view(turned, (cfg or SegmentConfig()).work_side)[2])
+    ):
         # a page taken for one line: the line detector, trained on upright pages, can miss the lines of a
         # page upside down (a Hooker test page); read it the other way up when that finds a page there
         other = turn(gray, turns + 2)

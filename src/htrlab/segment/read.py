@@ -82,10 +82,17 @@ def trim_to_ink(
 def _ink_height_in_chars(binary: np.ndarray) -> float:
     """How many character heights the ink (a binary map) spans vertically; the character height here is the
     area-weighted median height of the ink's components, which broken strokes and specks do not pull down."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n <= 1:
+    _, _, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    H, W = binary.shape
+    st = stats[1:]
+    if min(H, W) >= 400:
+        # on page-sized images, components over half the image's height or width are rules, frames or a dark
+        # ground's edges, not characters: their weight made a whole letter scanned on a dark ground (Hooker
+        # JDH_2_16_91_001) look one line tall. (A word alone in a small crop can span half of it.)
+        st = st[(st[:, 3] <= 0.5 * H) & (st[:, 2] <= 0.5 * W)]
+    if not len(st):
         return 0.0
-    heights, areas = stats[1:, 3].astype(float), stats[1:, 4].astype(float)
+    heights, areas = st[:, 3].astype(float), st[:, 4].astype(float)
     order = np.argsort(heights)
     cum = np.cumsum(areas[order])
     char_h = heights[order][np.searchsorted(cum, cum[-1] / 2)]
