@@ -74,9 +74,16 @@ class PageLayout:
     lines: list[TextLine] = field(default_factory=list)
     skew_degrees: float = 0.0
     char_height: float = 0.0
-    quarter_turns: int = (
-        0  # clockwise quarter turns the image needed to be read upright (htrlab.segment.orient)
-    )
+    # clockwise quarter turns the image needed to be read upright (htrlab.segment.orient)
+    quarter_turns: int = 0
+
+
+def area_weighted_median(values: np.ndarray, areas: np.ndarray) -> float:
+    """The value below which half the total area lies (components' sizes weighted by their ink, so that
+    specks and broken strokes do not pull it down)."""
+    order = np.argsort(values)
+    cum = np.cumsum(areas[order])
+    return float(values[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
 def ink_level(gray: np.ndarray) -> np.ndarray:

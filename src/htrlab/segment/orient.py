@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from htrlab.errors import ConfigError
-from htrlab.segment.lines import PageLayout, SegmentConfig, analysis_view
+from htrlab.segment.lines import PageLayout, SegmentConfig, analysis_view, area_weighted_median
 
 ORIENTATIONS = ("auto", "0", "90", "180", "270")
 PAGE_EXTENT = 6.0  # ink spans at least this many character sizes across and down: a page, not a line
@@ -118,10 +118,7 @@ def _char_size(stats: np.ndarray) -> float:
     """The area-weighted median of the ink components' shorter sides (``stats`` of
     ``cv2.connectedComponentsWithStats`` without the background): the same whichever way up the image is."""
     sides = np.minimum(stats[:, 2], stats[:, 3]).astype(float)
-    areas = stats[:, 4].astype(float)
-    order = np.argsort(sides)
-    cum = np.cumsum(areas[order])
-    return max(float(sides[order][np.searchsorted(cum, cum[-1] / 2)]), 1.0)
+    return max(area_weighted_median(sides, stats[:, 4].astype(float)), 1.0)
 
 
 def without_rules(binary: np.ndarray) -> np.ndarray:
@@ -240,8 +237,11 @@ def oriented_line_cuts(
     """``htrlab.segment.read.line_cuts`` of ``gray`` turned the way ``orientation`` says: ``"0"``, ``"90"``,
     ``"180"``, ``"270"`` (degrees clockwise), or ``"auto"``: a page whose lines run down, and which turned a
     quarter shows ``MIN_PAGE_LINES`` lines or more, is turned a quarter,
-    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. Images
-    read as one line or word are taken as they are under ``auto`` (one line says too little).
+    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. An
+    image read as one line but page-like (``is_page_like``) is also segmented upside down, and kept so when a
+    page is found there and read better that way (a page upside down can lose its lines to the detector,
+    trained on upright pages). Other images read as one line or word are taken as they are under ``auto``
+    (one line says too little).
 
     The outlines read upright to decide are returned as ``readings`` (the caller need not read them again
     when it decodes as ``read`` does; ``None`` for those not read)."""

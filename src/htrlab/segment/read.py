@@ -14,7 +14,14 @@ import numpy as np
 from htrlab.data.images import background_level
 from htrlab.data.linecrop import LINE_CROPS, crop_baseline_band, line_spacing
 from htrlab.errors import ConfigError
-from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine, ink_map, segment_lines
+from htrlab.segment.lines import (
+    PageLayout,
+    SegmentConfig,
+    TextLine,
+    area_weighted_median,
+    ink_map,
+    segment_lines,
+)
 
 LAYOUTS = ("auto", "word", "line", "page")
 MAX_SPACING_IN_CHARS = 3.5
@@ -92,10 +99,7 @@ def _ink_height_in_chars(binary: np.ndarray) -> float:
         st = st[(st[:, 3] <= 0.5 * H) & (st[:, 2] <= 0.5 * W)]
     if not len(st):
         return 0.0
-    heights, areas = st[:, 3].astype(float), st[:, 4].astype(float)
-    order = np.argsort(heights)
-    cum = np.cumsum(areas[order])
-    char_h = heights[order][np.searchsorted(cum, cum[-1] / 2)]
+    char_h = area_weighted_median(st[:, 3].astype(float), st[:, 4].astype(float))
     rows = np.nonzero(binary.any(1))[0]
     return float(rows.max() - rows.min() + 1) / max(char_h, 1.0)
 
