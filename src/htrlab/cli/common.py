@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def write_output(text: str, out: str | None) -> None:
@@ -15,6 +18,19 @@ def write_output(text: str, out: str | None) -> None:
         Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@contextlib.contextmanager
+def output_stream(out: str | None) -> Iterator[TextIO]:
+    """Where results are written as they come: stdout, or ``-o FILE`` (what was written stays if the run
+    stops part-way)."""
+    if not out:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", encoding="utf-8") as fh:
+        yield fh
 
 
 def dumps(obj: Any) -> str:
@@ -243,3 +259,72 @@ def segment_config(args: Any) -> Any:
         except DataError as exc:
             raise ConfigError(f"--line-detector: {exc}") from exc
     return SegmentConfig(method=args.segmenter, detector=args.line_detector)
+
+
+def add_input_options(p: Any) -> None:
+    p.add_argument(
+        "--pdf-dpi",
+        type=float,
+        default=None,
+        help="resolution PDF pages are rendered at (default: a scanned page's own resolution, else 300)",
+    )
+
+
+def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, str]]:
+    """The pages to read from the inputs given (images, folders of them, multi-page TIFFs, PDFs), in order, and
+    the inputs that could not be opened (under ``--on-error skip``; else the first such raises ``DataError``)."""
+    from htrlab.data.documents import PageSource, expand_inputs, page_sources
+    from htrlab.errors import DataError
+
+    sources: list[PageSource] = []
+    failed: dict[PageSource, str] = {}
+    files: list[Path] = []
+    for p in paths:
+        try:
+            files += expand_inputs([p])
+        except DataError as exc:
+            if on_error == "error":
+                raise
+            sources.append(PageSource(p))
+            failed[sources[-1]] = str(exc)
+    for f in files:
+        try:
+            sources += page_sources(f)
+        except DataError as exc:
+            if on_error == "error":
+                raise
+            sources.append(PageSource(f))
+            failed[sources[-1]] = str(exc)
+    return sources, failed
+
+
+def xml_targets(sources: list[Any], folder: Path, suffix: str = ".xml") -> dict[Any, Path]:
+    """One output file per page, ``FOLDER/STEM.xml``; two inputs that would write the same file are an error
+    (a folder holding ``a.png`` and ``a.jpg``, say), reported before anything is read."""
+    from htrlab.errors import ConfigError
+
+    targets: dict[Any, Path] = {}
+    owner: dict[Path, Any] = {}
+    for src in sources:
+        target = folder / f"{src.stem}{suffix}"
+        if target in owner and owner[target] != src:
+            raise ConfigError(f"{owner[target]} and {src} would both be written to {target}: rename one")
+        owner[target] = src
+        targets[src] = target
+    return targets
+
+
+def write_layout_xml(fmt: str, src: Any, layout: Any, gray: Any, target: Path) -> Path:
+    """PAGE-XML or ALTO for one page; a page with no image file of its own (a PDF page, a TIFF page) is saved
+    beside it as PNG, the image the XML's coordinates refer to."""
+    from PIL import Image
+
+    from htrlab.segment.export import write_alto, write_page_xml
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image = src.path
+    if not src.has_image_file:
+        image = target.with_suffix(".png")
+        Image.fromarray(gray).save(image)
+    rel = os.path.relpath(image.resolve(), target.parent.resolve())
+    return (write_page_xml if fmt == "page-xml" else write_alto)(layout, rel, target)

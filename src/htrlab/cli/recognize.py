@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,15 @@ from typing import Any
 from htrlab.cli.common import (
     add_decoder_options,
     add_engine_option,
+    add_input_options,
     add_on_error,
     add_segmenter_options,
+    input_pages,
     make_decoder,
+    output_stream,
     segment_config,
-    write_output,
+    write_layout_xml,
+    xml_targets,
 )
 
 
@@ -25,7 +28,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "recognize",
         help="read images: words, lines, paragraphs or pages (default: the bundled example lines)",
     )
-    p.add_argument("images", nargs="*", help="images; none = the bundled examples")
+    p.add_argument(
+        "images",
+        nargs="*",
+        help="images, folders of them, multi-page TIFFs or PDFs (every page read); none = the bundled examples",
+    )
     p.add_argument(
         "-m",
         "--model",
@@ -45,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--format",
         choices=["text", "jsonl", "page-xml", "alto"],
         default="text",
-        help="text: PATH<TAB>TEXT<TAB>CONFIDENCE per line read; jsonl: one object per image with its lines, "
+        help="text: PATH<TAB>TEXT<TAB>CONFIDENCE per line read (one row with no text for a blank page); jsonl: one object per image with its lines, "
         "boxes, baselines and confidences; page-xml / alto: one XML file per image (into -o DIR)",
     )
     p.add_argument(
@@ -69,16 +76,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("-o", "--output", help="write results here instead of stdout (a folder for page-xml/alto)")
+    add_input_options(p)
     add_decoder_options(p)
     add_segmenter_options(p)
     add_on_error(p)
     p.set_defaults(func=run)
 
 
-def _show_path(show: str, image: Path, several: bool) -> Path:
+FLUSH_LINES = 512  # lines gathered from several pages are decoded together, then those pages are written out
+
+
+def _show_path(show: str, stem: str, several: bool) -> Path:
     target = Path(show)
     if several or target.is_dir() or not target.suffix:
-        return target / f"{image.stem}.lines.png"
+        return target / f"{stem}.lines.png"
     return target
 
 
@@ -92,101 +103,126 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.segment.orient import oriented_line_cuts
     from htrlab.segment.read import more_confident
 
-    paths = [Path(p) for p in args.images] or example_images()
-    if args.format in ("page-xml", "alto") and not args.output:
+    xml = args.format in ("page-xml", "alto")
+    if xml and not args.output:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
+    hint = " (use --on-error skip to read the other images and report this one)"
+    try:
+        sources, failed = input_pages([Path(p) for p in args.images] or example_images(), args.on_error)
+    except DataError as exc:
+        raise DataError(f"{exc}{hint}") from exc
+    targets = xml_targets(sources, Path(args.output)) if xml else {}
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)
     seg_cfg = segment_config(args)
-    pages: dict[Path, tuple[Any, str, Any, int]] = {}
+    several = len(sources) > 1
+
+    # Pages are read in chunks of about FLUSH_LINES lines: lines of several pages share batches, and each
+    # chunk's results are written before the next is read (memory stays bounded on a folder of thousands of
+    # pages, and what was read is kept if a later page stops the run).
+    pending: list[Any] = []  # sources in input order since the last flush
+    pages: dict[Any, tuple[Any, str, Any, int]] = {}
+    readings: dict[Any, list[list[Any]]] = {}  # page -> way the lines were cut -> its lines read
+    owners: list[tuple[Any, int, int]] = []  # (page, way, line) of each line still to decode
     images: list[Any] = []
-    owners: list[tuple[Path, int, int]] = []  # (image, way the lines were cut, line)
-    readings: dict[Path, list[list[Any]]] = {}  # image -> way -> its lines read
-    failed: dict[Path, str] = {}
-    for p in paths:
-        try:
-            gray = load_gray(p)
+    n_read = 0
 
-            def read(crops: list[Any], p: Path = p) -> list[Any]:
-                lines = [preprocess(c, engine.preprocess, f"{p} (orientation)") for c in crops]
-                return predict(engine, engine.charset, lines, args.batch_size)
-
-            found = oriented_line_cuts(
-                gray, args.layout, seg_cfg, str(p), args.line_crop, args.orientation, read
-            )
-            if found.quarter_turns and args.orientation == "auto":
-                print(
-                    f"{p}: read turned {90 * found.quarter_turns} degrees clockwise "
-                    "(--orientation 0 reads it as it is)",
-                    file=sys.stderr,
+    def flush(sink: Any) -> None:
+        nonlocal n_read
+        decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
+        for (src, way, k), d in zip(owners, decoded):
+            readings[src][way][k] = d
+        for src in pending:
+            if src in failed:
+                sink.write(
+                    (
+                        json.dumps({"path": str(src.path), "page": src.page, "error": failed[src]})
+                        if args.format == "jsonl"
+                        else f"{src}\tERROR: {failed[src]}"
+                    )
+                    + "\n"
                 )
-            # the lines the orientation check read greedily are not read again when decoding is greedy too
-            known = found.readings if decoder is None else {}
-            ways = [known.get(way) or [None] * len(cut) for way, cut in enumerate(found.cuts)]
-            todo = [
-                (way, k, preprocess(c, engine.preprocess, f"{p} line {k + 1}"))
-                for way, cut in enumerate(found.cuts)
-                for k, c in enumerate(cut)
-                if ways[way][k] is None
-            ]
-        except DataError as exc:
-            if args.on_error == "error":
-                raise DataError(
-                    f"{exc} (use --on-error skip to read the other images and report this one)"
-                ) from exc
-            failed[p] = str(exc)
-            continue
-        pages[p] = (found.layout, found.mode, gray, 90 * found.quarter_turns)
-        readings[p] = ways
-        owners += [(p, way, k) for way, k, _ in todo]
-        images += [line for _, _, line in todo]
-    decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
-    for (p, way, k), d in zip(owners, decoded):
-        readings[p][way][k] = d
-    for p, ways in readings.items():
-        for line, d in zip(pages[p][0].lines, ways[more_confident(ways)]):
-            line.text, line.confidence = d.text, d.confidence
-    out: list[str] = []
-    for p in paths:
-        if p in failed:
-            out.append(
-                json.dumps({"path": str(p), "error": failed[p]})
-                if args.format == "jsonl"
-                else f"{p}\tERROR: {failed[p]}"
-            )
-            continue
-        layout, mode, gray, degrees = pages[p]
-        if args.show:
-            from htrlab.segment.draw import draw_layout
+                continue
+            layout, mode, gray, degrees = pages.pop(src)
+            ways = readings.pop(src)
+            for line, d in zip(layout.lines, ways[more_confident(ways)]):
+                line.text, line.confidence = d.text, d.confidence
+            n_read += 1
+            if args.show:
+                from htrlab.segment.draw import draw_layout
 
-            draw_layout(gray, layout, _show_path(args.show, p, len(paths) > 1))
-        if args.format == "jsonl":
-            out.append(json.dumps(_as_json(p, layout, mode, degrees), ensure_ascii=False))
-        elif args.format == "text":
-            out += [f"{p}\t{ln.text}\t{ln.confidence or 0.0:.3f}" for ln in layout.lines]
-        else:
-            from htrlab.segment.export import write_alto, write_page_xml
+                draw_layout(gray, layout, _show_path(args.show, src.stem, several))
+            if args.format == "jsonl":
+                sink.write(json.dumps(_as_json(src, layout, mode, degrees), ensure_ascii=False) + "\n")
+            elif args.format == "text":
+                rows = [(ln.text, ln.confidence or 0.0) for ln in layout.lines] or [("", 0.0)]  # blank: a row
+                sink.writelines(f"{src}\t{text}\t{conf:.3f}\n" for text, conf in rows)
+            else:
+                sink.write(f"{write_layout_xml(args.format, src, layout, gray, targets[src])}\n")
+            sink.flush()
+        pending.clear()
+        owners.clear()
+        images.clear()
 
-            write = write_page_xml if args.format == "page-xml" else write_alto
-            target = Path(args.output) / f"{p.stem}.xml"
-            rel = os.path.relpath(p.resolve(), target.parent.resolve())
-            out.append(str(write(layout, rel, target)))
-    if args.format in ("page-xml", "alto"):
-        print("\n".join(out), file=sys.stderr)
-    else:
-        write_output("\n".join(out), args.output)
+    with output_stream(None if xml else args.output) as out:
+        sink = sys.stderr if xml else out
+        for src in sources:
+            pending.append(src)
+            if src in failed:
+                continue
+            try:
+                gray = load_gray(src.path, src.page, args.pdf_dpi)
+
+                def read(crops: list[Any], name: str = str(src)) -> list[Any]:
+                    lines = [preprocess(c, engine.preprocess, f"{name} (orientation)") for c in crops]
+                    return predict(engine, engine.charset, lines, args.batch_size)
+
+                found = oriented_line_cuts(
+                    gray, args.layout, seg_cfg, str(src), args.line_crop, args.orientation, read
+                )
+                if found.quarter_turns and args.orientation == "auto":
+                    print(
+                        f"{src}: read turned {90 * found.quarter_turns} degrees clockwise "
+                        "(--orientation 0 reads it as it is)",
+                        file=sys.stderr,
+                    )
+                # the lines the orientation check read greedily are not read again when decoding is greedy too
+                known = found.readings if decoder is None else {}
+                ways = [known.get(way) or [None] * len(cut) for way, cut in enumerate(found.cuts)]
+                todo = [
+                    (way, k, preprocess(c, engine.preprocess, f"{src} line {k + 1}"))
+                    for way, cut in enumerate(found.cuts)
+                    for k, c in enumerate(cut)
+                    if ways[way][k] is None
+                ]
+            except DataError as exc:
+                if args.on_error == "error":
+                    pending.pop()
+                    flush(sink)  # the pages before this one are written out first
+                    raise DataError(f"{exc}{hint}") from exc
+                failed[src] = str(exc)
+                continue
+            pages[src] = (found.layout, found.mode, gray, 90 * found.quarter_turns)
+            readings[src] = ways
+            owners.extend((src, way, k) for way, k, _ in todo)
+            images.extend(line for _, _, line in todo)
+            if len(images) >= FLUSH_LINES:
+                flush(sink)
+        flush(sink)
     if failed:
         print(
-            f"{len(failed)} of {len(paths)} images could not be read (listed in the output)", file=sys.stderr
+            f"{len(failed)} of {len(sources)} images or pages could not be read (listed in the output)",
+            file=sys.stderr,
         )
-    return 1 if failed and not pages else 0
+    return 1 if failed and not n_read else 0
 
 
-def _as_json(path: Path, layout: Any, mode: str, degrees: int = 0) -> dict[str, Any]:
+def _as_json(src: Any, layout: Any, mode: str, degrees: int = 0) -> dict[str, Any]:
     lines = layout.lines
     confs = [ln.confidence for ln in lines if ln.confidence is not None]
     return {
-        "path": str(path),
+        "path": str(src.path),
+        "page": src.page,
         "layout": mode,
         "rotation": degrees,
         "text": "\n".join(ln.text for ln in lines),

@@ -34,28 +34,53 @@ def to_gray(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
-def load_gray(path: str | Path) -> np.ndarray:
+def load_gray(path: str | Path, page: int | None = None, dpi: float | None = None) -> np.ndarray:
     """Read an image file as a uint8 grayscale array (H, W).
 
+    ``page`` (1-based) picks a page of a multi-page TIFF or a PDF (``None``: the first); ``dpi`` is the
+    resolution PDF pages are rendered at (``None``: a scanned page's own, see ``htrlab.data.documents``).
+
     Raises:
-        DataError: naming the file, when it is missing, unreadable, not an image, empty or too large.
+        DataError: naming the file, when it is missing, unreadable, not an image, empty or too large, or has no
+        such page.
     """
     p = Path(path)
-    return _load_gray_cached(str(p))
+    return _load_gray_cached(str(p), page, dpi)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_gray_cached(path: str) -> np.ndarray:
+def _load_gray_cached(path: str, page: int | None = None, dpi: float | None = None) -> np.ndarray:
+    from htrlab.data.documents import is_pdf, render_pdf_page
+
     p = Path(path)
     if not p.is_file():
         raise DataError(f"image file not found: {p}")
+    name = f"{p}#page={page}" if page is not None else str(p)
+    if is_pdf(p):
+        arr = render_pdf_page(p, page or 1, dpi, MAX_PIXELS)
+    else:
+        arr = _read_image(p, page, name)
+    if arr.size == 0 or min(arr.shape) == 0:
+        raise DataError(f"image {name} is empty ({arr.shape[1]}x{arr.shape[0]} pixels)")
+    arr.setflags(write=False)
+    return arr
+
+
+def _read_image(p: Path, page: int | None, name: str) -> np.ndarray:
+    if p.stat().st_size == 0:
+        raise DataError(f"cannot read image {p}: the file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(p) as im:
+                if page is not None:
+                    frames = int(getattr(im, "n_frames", 1))
+                    if not 1 <= page <= frames:
+                        raise DataError(f"{p} has {frames} page(s): there is no page {page}")
+                    im.seek(page - 1)
                 w, h = im.size
                 if w * h > MAX_PIXELS:
-                    raise DataError(f"image {p} is too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
+                    raise DataError(f"image {name} is too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
                 im.load()
                 arr = to_gray(im)
     except DataError:
@@ -63,12 +88,9 @@ def _load_gray_cached(path: str) -> np.ndarray:
     except UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {p} is too large to decode safely: {exc}") from exc
+        raise DataError(f"image {name} is too large to decode safely: {exc}") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {p}: {exc}") from exc
-    if arr.size == 0 or min(arr.shape) == 0:
-        raise DataError(f"image {p} is empty ({arr.shape[1]}x{arr.shape[0]} pixels)")
-    arr.setflags(write=False)
+        raise DataError(f"cannot read image {name}: {exc}") from exc
     return arr
 
 

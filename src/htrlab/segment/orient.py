@@ -219,7 +219,7 @@ class OrientedLines:
 
     layout: PageLayout  # in the coordinates of the image as given
     cuts: list[list[np.ndarray]]  # the crops of each way the lines are cut, from the turned image
-    mode: str  # the layout used: "line" or "page"
+    mode: str  # the layout used: "line", "page" or "blank" (no lines)
     quarter_turns: int  # clockwise quarter turns applied before reading
     # way -> its crops as already read (None: not read)
     readings: dict[int, list[Any]] = field(default_factory=dict)
@@ -277,8 +277,10 @@ def oriented_line_cuts(
             found, cuts, mode = line_cuts(turn(gray, turns), layout, cfg, source, line_crop)
         elif way is not None:
             readings[way] = upright
-    elif layout == "auto" and is_page_like(
-        without_rules(analysis_view(turned, (cfg or SegmentConfig()).work_side)[2])
+    elif (
+        mode == "line"
+        and layout == "auto"
+        and is_page_like(without_rules(analysis_view(turned, (cfg or SegmentConfig()).work_side)[2]))
     ):
         # a page taken for one line: the line detector, trained on upright pages, can miss the lines of a
         # page upside down (a Hooker test page); read it the other way up when that finds a page there
