@@ -237,11 +237,8 @@ def oriented_line_cuts(
     """``htrlab.segment.read.line_cuts`` of ``gray`` turned the way ``orientation`` says: ``"0"``, ``"90"``,
     ``"180"``, ``"270"`` (degrees clockwise), or ``"auto"``: a page whose lines run down, and which turned a
     quarter shows ``MIN_PAGE_LINES`` lines or more, is turned a quarter,
-    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. An
-    image read as one line but page-like (``is_page_like``) is also segmented upside down, and kept so when a
-    page is found there and read better that way (a page upside down can lose its lines to the detector,
-    trained on upright pages). Other images read as one line or word are taken as they are under ``auto``
-    (one line says too little).
+    and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. Images
+    read as one line or word are taken as they are under ``auto`` (one line says too little).
 
     The outlines read upright to decide are returned as ``readings`` (the caller need not read them again
     when it decodes as ``read`` does; ``None`` for those not read)."""
@@ -277,19 +274,4 @@ def oriented_line_cuts(
             found, cuts, mode = line_cuts(turn(gray, turns), layout, cfg, source, line_crop)
         elif way is not None:
             readings[way] = upright
-    elif (
-        mode == "line"
-        and layout == "auto"
-        and is_page_like(without_rules(analysis_view(turned, (cfg or SegmentConfig()).work_side)[2]))
-    ):
-        # a page taken for one line: the line detector, trained on upright pages, can miss the lines of a
-        # page upside down (a Hooker test page); read it the other way up when that finds a page there
-        other = turn(gray, turns + 2)
-        found2, cuts2, mode2 = line_cuts(other, layout, cfg, source, line_crop)
-        if mode2 == "page":
-            margin, upright = margin_of(other, found2, cuts2)
-            if margin >= 0:
-                turns, found, cuts, mode = (turns + 2) % 4, found2, cuts2, mode2
-                if way is not None:
-                    readings[way] = upright
     return OrientedLines(unturn_layout(found, turns, gray.shape), cuts, mode, turns, readings)
