@@ -19,7 +19,7 @@ from htrlab.errors import ConfigError, DataError
 from htrlab.segment import segment_lines
 from htrlab.segment.evaluate import match_lines
 from htrlab.segment.export import read_layout, write_alto, write_page_xml
-from htrlab.segment.lines import TextLine, reading_order
+from htrlab.segment.lines import PageLayout, TextLine, reading_order
 from htrlab.segment.read import crop_line, lines_of
 
 PAGE_TEXT = [
@@ -283,3 +283,68 @@ def test_recognize_line_crop_and_segmenter_options(
     missing = tmp_path / "none.safetensors"
     assert main(["recognize", "-m", str(ckpt), "--line-detector", str(missing), str(img)]) == 2
     assert "none.safetensors" in capsys.readouterr().err
+
+
+def _line_at(x: int, y: int, w: int = 200, h: int = 40, ink: int = 100) -> TextLine:
+    poly = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
+    return TextLine(poly, np.array([[x, y + h - 8], [x + w, y + h - 8]]), (x, y, w, h), ink=ink)
+
+
+def test_pieces_of_one_line_side_by_side_are_one_row() -> None:
+    from htrlab.segment.read import text_rows
+
+    assert text_rows([], 10.0) == 0
+    side_by_side = [_line_at(0, 50), _line_at(260, 55)]  # baselines 5 px apart, characters 10 px tall
+    assert text_rows(side_by_side, 10.0) == 1
+    assert text_rows([_line_at(0, 0), _line_at(0, 45)], 10.0) == 2  # 4.5 character heights apart
+    assert text_rows([_line_at(0, 0), _line_at(0, 15)], 10.0) == 1  # 1.5: the same row
+
+
+class _Read:
+    """A stand-in recogniser: the whole image (the widest crop) read with ``whole``, page lines with ``line``."""
+
+    def __init__(self, line: float, whole: float, whole_width: int) -> None:
+        self.line, self.whole, self.whole_width, self.calls = line, whole, whole_width, 0
+
+    def __call__(self, crops: list[np.ndarray]) -> list[object]:
+        from types import SimpleNamespace
+
+        self.calls += 1
+        return [
+            SimpleNamespace(text="x", confidence=self.whole if c.shape[1] >= self.whole_width else self.line)
+            for c in crops
+        ]
+
+
+@pytest.mark.parametrize(
+    ("line_conf", "whole_conf", "mode"), [(0.95, 0.8, "page"), (0.85, 0.8, "line"), (0.7, 0.8, "line")]
+)
+def test_a_small_page_stays_a_page_only_when_its_lines_read_as_surely_as_the_whole(
+    line_conf: float, whole_conf: float, mode: str
+) -> None:
+    from htrlab.segment.read import settle_small_page
+
+    gray = np.full((120, 400), 235, np.uint8)
+    gray[20:40, 10:380] = 30  # ink from edge to edge: the trimmed whole image is wider than any line crop
+    gray[70:90, 10:380] = 30
+    found = PageLayout(400, 120, [_line_at(10, 10, 360), _line_at(10, 60, 360)], char_height=10.0)
+    cuts = [[gray[10:50, 10:300], gray[60:100, 10:300]]]
+    read = _Read(line_conf, whole_conf, whole_width=350)
+    known = {0: [None, read([cuts[0][1]])[0]]}  # one line read before (by the orientation check)
+    layout, cut, got, readings = settle_small_page(gray, found, cuts, read, known)
+    assert got == mode
+    if mode == "page":
+        assert len(layout.lines) == 2 and cut is cuts and len(readings[0]) == 2 and None not in readings[0]
+    else:
+        assert len(layout.lines) == 1 and layout.lines[0].box == (0, 0, 400, 120)
+        assert len(cut) == 1 and len(cut[0]) == 1 and readings[0][0].confidence == whole_conf
+
+
+def test_a_page_of_many_rows_is_not_read_again_as_one_line() -> None:
+    from htrlab.segment.read import SMALL_PAGE_ROWS, settle_small_page
+
+    lines = [_line_at(10, 10 + 50 * k) for k in range(SMALL_PAGE_ROWS + 1)]
+    found = PageLayout(400, 400, lines, char_height=10.0)
+    read = _Read(0.1, 0.99, whole_width=1)
+    _, _, mode, _ = settle_small_page(np.full((400, 400), 235, np.uint8), found, [[]], read)
+    assert mode == "page" and read.calls == 0

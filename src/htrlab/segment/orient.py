@@ -240,7 +240,10 @@ def oriented_line_cuts(
     and a page (after that turn) whose lines ``read`` reads better upside down is turned a half more. Images
     read as one line or word are taken as they are under ``auto`` (one line says too little).
 
-    The outlines read upright to decide are returned as ``readings`` (the caller need not read them again
+    With ``read`` given and ``layout="auto"``, a page of few rows is then settled as a page or one line by
+    ``htrlab.segment.read.settle_small_page``.
+
+    The crops read (upright) to decide are returned as ``readings`` (the caller need not read them again
     when it decodes as ``read`` does; ``None`` for those not read)."""
     from htrlab.segment.read import cut_lines, line_cuts
 
@@ -257,8 +260,10 @@ def oriented_line_cuts(
     if found is None:
         found, cuts, mode = line_cuts(turned, layout, cfg, source, line_crop)
     readings: dict[int, list[Any]] = {}
-    if forced is not None or read is None:
+    if read is None:
         return OrientedLines(unturn_layout(found, turns, gray.shape), cuts, mode, turns, readings)
+    if forced is not None:
+        return _settled(gray, layout, found, cuts, mode, turns, read, readings)
     way = {"auto": 1, "polygon": 0}.get(line_crop)
 
     def margin_of(
@@ -274,4 +279,22 @@ def oriented_line_cuts(
             found, cuts, mode = line_cuts(turn(gray, turns), layout, cfg, source, line_crop)
         elif way is not None:
             readings[way] = upright
+    return _settled(gray, layout, found, cuts, mode, turns, read, readings)
+
+
+def _settled(
+    gray: np.ndarray,
+    layout: str,
+    found: PageLayout,
+    cuts: list[list[np.ndarray]],
+    mode: str,
+    turns: int,
+    read: Callable[[list[np.ndarray]], Sequence[Any]],
+    readings: dict[int, list[Any]],
+) -> OrientedLines:
+    """The result, after ``settle_small_page`` under ``--layout auto`` (a page of few rows may be one line)."""
+    from htrlab.segment.read import settle_small_page
+
+    if layout == "auto" and mode == "page":
+        found, cuts, mode, readings = settle_small_page(turn(gray, turns), found, cuts, read, readings)
     return OrientedLines(unturn_layout(found, turns, gray.shape), cuts, mode, turns, readings)
