@@ -179,3 +179,26 @@ def test_a_dark_scan_border_does_not_hide_which_way_the_lines_run(band: int) -> 
     page[:band], page[-band:], page[:, :band], page[:, -band:] = 25, 25, 25, 25
     assert [lines_run_down(turn(page, k)) for k in range(4)] == [False, True, False, True]
     assert lines_of(page, "auto")[2] == "page"
+
+
+def test_segment_turns_pages_too_and_keeps_the_coordinates_of_the_image_given(tmp_path: Path) -> None:
+    from htrlab.segment.export import read_layout
+
+    page, _ = make_page()
+    for k, degrees in [(1, "-90"), (2, "180")]:  # given turned a quarter / a half clockwise
+        given = save_png(turn(page, k), tmp_path / f"page-{k}.png")
+        out = tmp_path / f"page-{k}.xml"
+        assert main(["segment", str(given), "-o", str(out)]) == 0
+        xml = out.read_text(encoding="utf-8")
+        # the turn that reads it upright: 3 quarters (-90) for a page given a quarter turned, 2 for a half
+        assert f'orientation="{degrees}"' in xml
+        layout = read_layout(out)[0]
+        assert len(layout.lines) == len(PAGE_TEXT)
+        height, width = turn(page, k).shape
+        for ln in layout.lines:
+            x, y, w, h = ln.box
+            assert (h > w) if k == 1 else (w > h)  # lines run down the image given a quarter turned
+            assert x + w <= width + 1 and y + h <= height + 1
+    plain = tmp_path / "plain.xml"
+    assert main(["segment", str(given), "-o", str(plain), "--orientation", "0"]) == 0
+    assert "orientation=" not in plain.read_text(encoding="utf-8")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from htrlab.cli.common import (
     add_input_options,
@@ -25,6 +26,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["page-xml", "alto"], default="page-xml")
     p.add_argument("--show", help="PNG with the found lines drawn (a folder for several images)")
+    p.add_argument(
+        "--orientation",
+        choices=["auto", "0", "90", "180", "270"],
+        default="auto",
+        help="turn the image clockwise by this many degrees before finding its lines, or auto: a page whose "
+        "lines run down is turned a quarter, and a page the recogniser (-m) reads better upside down a half; "
+        "the lines are given in the coordinates of the image as it is, the turn as the page's orientation",
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        default="default",
+        help="recogniser for --orientation auto's upside-down check (default: the bundled model)",
+    )
     add_input_options(p)
     add_segmenter_options(p)
     add_on_error(p)
@@ -33,9 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from htrlab.data.images import load_gray
+    from htrlab.data.preprocess import preprocess
     from htrlab.errors import DataError
-    from htrlab.segment import segment_lines
+    from htrlab.evaluate.engines import load_engine
+    from htrlab.evaluate.inference import predict
     from htrlab.segment.draw import draw_layout
+    from htrlab.segment.orient import oriented_line_cuts
 
     sources, failed = input_pages([Path(p) for p in args.images], args.on_error)
     for src, problem in failed.items():
@@ -44,12 +62,22 @@ def run(args: argparse.Namespace) -> int:
     single = len(sources) == 1 and out.suffix.lower() == ".xml"
     targets = {sources[0]: out} if single else xml_targets(sources, out)
     cfg = segment_config(args)
+    engine = load_engine(args.model, "auto", 0) if args.orientation == "auto" else None
+
+    def read(crops: list[Any]) -> list[Any]:
+        assert engine is not None
+        lines = [preprocess(c, engine.preprocess, "(orientation check)") for c in crops]
+        return predict(engine, engine.charset, lines)
+
     for src in sources:
         if src in failed:
             continue
         try:
             gray = load_gray(src.path, src.page, args.pdf_dpi)
-            layout = segment_lines(gray, cfg, source=str(src))
+            found = oriented_line_cuts(
+                gray, "page", cfg, str(src), "polygon", args.orientation, read if engine else None
+            )
+            layout = found.layout
         except DataError as exc:
             if args.on_error == "error":
                 raise
@@ -62,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
             show = Path(args.show)
             several = len(sources) > 1 or not show.suffix
             draw_layout(gray, layout, show / f"{src.stem}.lines.png" if several else show)
+        turned = f", turned {90 * found.quarter_turns} deg clockwise" if found.quarter_turns else ""
         print(
-            f"{src}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg -> {target}",
+            f"{src}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg{turned} -> {target}",
             file=sys.stderr,
         )
     if failed:
