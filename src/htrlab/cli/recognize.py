@@ -94,6 +94,8 @@ def _show_path(show: str, stem: str, several: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from htrlab.bundled import example_images
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
@@ -166,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
 
     with output_stream(None if xml else args.output) as out:
         sink = sys.stderr if xml else out
-        for src in sources:
+        # a progress bar on a terminal only, for a folder or a long PDF (several pages)
+        bar = tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
+        for src in bar:
             pending.append(src)
             if src in failed:
                 continue
@@ -181,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
                     gray, args.layout, seg_cfg, str(src), args.line_crop, args.orientation, read
                 )
                 if found.quarter_turns and args.orientation == "auto":
-                    print(
+                    tqdm.write(
                         f"{src}: read turned {90 * found.quarter_turns} degrees clockwise "
                         "(--orientation 0 reads it as it is)",
                         file=sys.stderr,

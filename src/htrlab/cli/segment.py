@@ -47,6 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
     from htrlab.errors import DataError
@@ -69,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         lines = [preprocess(c, engine.preprocess, "(orientation check)") for c in crops]
         return predict(engine, engine.charset, lines)
 
-    for src in sources:
+    # a progress bar on a terminal only, for a folder or a long PDF (several pages)
+    bar = tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
+    for src in bar:
         if src in failed:
             continue
         try:
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         except DataError as exc:
             if args.on_error == "error":
                 raise
-            print(f"{src}: {exc}", file=sys.stderr)
+            tqdm.write(f"{src}: {exc}", file=sys.stderr)
             failed[src] = str(exc)
             continue
         target = targets[src]
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             several = len(sources) > 1 or not show.suffix
             draw_layout(gray, layout, show / f"{src.stem}.lines.png" if several else show)
         turned = f", turned {90 * found.quarter_turns} deg clockwise" if found.quarter_turns else ""
-        print(
+        tqdm.write(
             f"{src}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg{turned} -> {target}",
             file=sys.stderr,
         )
