@@ -287,7 +287,11 @@ def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, 
                 raise
             sources.append(PageSource(p))
             failed[sources[-1]] = str(exc)
+    seen: set[Path] = set()
     for f in files:
+        if f.resolve() in seen:  # named twice (a folder and a file in it, say): read once
+            continue
+        seen.add(f.resolve())
         try:
             sources += page_sources(f)
         except DataError as exc:

@@ -52,8 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--format",
         choices=["text", "jsonl", "page-xml", "alto"],
         default="text",
-        help="text: PATH<TAB>TEXT<TAB>CONFIDENCE per line read (one row with no text for a blank page); jsonl: one object per image with its lines, "
-        "boxes, baselines and confidences; page-xml / alto: one XML file per image (into -o DIR)",
+        help="text: PATH<TAB>TEXT<TAB>CONFIDENCE per line read (one row with no text for a blank page); "
+        "jsonl: one object per image with its lines, boxes, baselines and confidences; page-xml / alto: one "
+        "XML file per image (into -o DIR)",
     )
     p.add_argument(
         "--show", help="PNG with the found lines and their text drawn (a folder for several images)"
