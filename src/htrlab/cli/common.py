@@ -270,6 +270,28 @@ def add_input_options(p: Any) -> None:
     )
 
 
+def add_orientation_option(p: Any, help: str) -> None:
+    """``--orientation auto|0|90|180|270`` (``htrlab.segment.orient``), as ``recognize`` and ``segment`` take it."""
+    p.add_argument("--orientation", choices=["auto", "0", "90", "180", "270"], default="auto", help=help)
+
+
+def page_progress(sources: list[Any]) -> Any:
+    """The pages, with a progress bar on a terminal when there are several (a folder, a long PDF); write messages
+    meanwhile with ``tqdm.write``."""
+    from tqdm import tqdm
+
+    return tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
+
+
+def show_path(show: str, stem: str, several: bool) -> Path:
+    """Where ``--show`` draws a page's lines: the file given, or ``SHOW/STEM.lines.png`` for several pages or a
+    folder."""
+    target = Path(show)
+    if several or target.is_dir() or not target.suffix:
+        return target / f"{stem}.lines.png"
+    return target
+
+
 def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, str]]:
     """The pages to read from the inputs given (images, folders of them, multi-page TIFFs, PDFs), in order, and
     the inputs that could not be opened (under ``--on-error skip``; else the first such raises ``DataError``)."""

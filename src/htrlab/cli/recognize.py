@@ -13,11 +13,14 @@ from htrlab.cli.common import (
     add_engine_option,
     add_input_options,
     add_on_error,
+    add_orientation_option,
     add_segmenter_options,
     input_pages,
     make_decoder,
     output_stream,
+    page_progress,
     segment_config,
+    show_path,
     write_layout_xml,
     xml_targets,
 )
@@ -67,11 +70,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "as the default model's training lines of letters), polygon (the line's outline, upright, trimmed), "
         "or auto: read the page both ways and keep the way the model is more confident of (docs/RESULTS.md)",
     )
-    p.add_argument(
-        "--orientation",
-        choices=["auto", "0", "90", "180", "270"],
-        default="auto",
-        help="turn the image clockwise by this many degrees before reading it, or auto: a page whose lines run "
+    add_orientation_option(
+        p,
+        "turn the image clockwise by this many degrees before reading it, or auto: a page whose lines run "
         "down is turned a quarter, and a page the model reads better upside down a half (images read as one "
         "line or word are taken as they are); EXIF orientation is always applied first",
     )
@@ -85,13 +86,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 FLUSH_LINES = 512  # lines gathered from several pages are decoded together, then those pages are written out
-
-
-def _show_path(show: str, stem: str, several: bool) -> Path:
-    target = Path(show)
-    if several or target.is_dir() or not target.suffix:
-        return target / f"{stem}.lines.png"
-    return target
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             if args.show:
                 from htrlab.segment.draw import draw_layout
 
-                draw_layout(gray, layout, _show_path(args.show, src.stem, several))
+                draw_layout(gray, layout, show_path(args.show, src.stem, several))
             if args.format == "jsonl":
                 sink.write(json.dumps(_as_json(src, layout, mode, degrees), ensure_ascii=False) + "\n")
             elif args.format == "text":
@@ -169,9 +163,7 @@ def run(args: argparse.Namespace) -> int:
 
     with output_stream(None if xml else args.output) as out:
         sink = sys.stderr if xml else out
-        # a progress bar on a terminal only, for a folder or a long PDF (several pages)
-        bar = tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
-        for src in bar:
+        for src in page_progress(sources):
             pending.append(src)
             if src in failed:
                 continue

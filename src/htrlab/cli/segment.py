@@ -10,9 +10,12 @@ from typing import Any
 from htrlab.cli.common import (
     add_input_options,
     add_on_error,
+    add_orientation_option,
     add_segmenter_options,
     input_pages,
+    page_progress,
     segment_config,
+    show_path,
     write_layout_xml,
     xml_targets,
 )
@@ -26,11 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=["page-xml", "alto"], default="page-xml")
     p.add_argument("--show", help="PNG with the found lines drawn (a folder for several images)")
-    p.add_argument(
-        "--orientation",
-        choices=["auto", "0", "90", "180", "270"],
-        default="auto",
-        help="turn the image clockwise by this many degrees before finding its lines, or auto: a page whose "
+    add_orientation_option(
+        p,
+        "turn the image clockwise by this many degrees before finding its lines, or auto: a page whose "
         "lines run down is turned a quarter, and a page the recogniser (-m) reads better upside down a half; "
         "the lines are given in the coordinates of the image as it is, the turn as the page's orientation",
     )
@@ -71,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
         lines = [preprocess(c, engine.preprocess, "(orientation check)") for c in crops]
         return predict(engine, engine.charset, lines)
 
-    # a progress bar on a terminal only, for a folder or a long PDF (several pages)
-    bar = tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
-    for src in bar:
+    for src in page_progress(sources):
         if src in failed:
             continue
         try:
@@ -91,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
         target = targets[src]
         write_layout_xml(args.format, src, layout, gray, target)
         if args.show:
-            show = Path(args.show)
-            several = len(sources) > 1 or not show.suffix
-            draw_layout(gray, layout, show / f"{src.stem}.lines.png" if several else show)
+            draw_layout(gray, layout, show_path(args.show, src.stem, len(sources) > 1))
         turned = f", turned {90 * found.quarter_turns} deg clockwise" if found.quarter_turns else ""
         tqdm.write(
             f"{src}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg{turned} -> {target}",
