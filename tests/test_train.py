@@ -509,8 +509,30 @@ def test_extra_training_sets_are_mixed_in(line_folder: Path, tmp_path: Path) -> 
     train(cfg)
     meta = read_meta(tmp_path / "run" / "best.safetensors")
     assert len(meta.data["train_fingerprints"]) == 4 + 2  # the main train split and two extra lines
-    assert meta.data["extra_train"] == [{"dataset": str(extra), "split": "", "lines": 2}]
+    assert meta.data["extra_train"] == [
+        {"dataset": str(extra), "split": "", "line_crop": "baseline", "lines": 2}
+    ]
     assert meta.data["val_lines"] == 2  # validation stays on the main dataset
+
+
+def test_extra_set_cuts_page_lines_its_own_way(line_folder: Path, tmp_path: Path) -> None:
+    from tests.conftest import make_page
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    make_page(pages, ["zebra quiz", "jolly fox"])
+    cfg = _cfg(line_folder, tmp_path / "run", "train.max_steps=1", "train.eval_every=1")
+    cfg.data.extra_train = [
+        ExtraData(dataset=str(pages), split=""),
+        ExtraData(dataset=str(pages), split="", line_crop="polygon"),
+    ]
+    train(cfg)
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert [e["line_crop"] for e in meta.data["extra_train"]] == ["baseline", "polygon"]
+    band, outline = meta.data["train_fingerprints"][4:6], meta.data["train_fingerprints"][6:8]
+    assert len(band) == len(outline) == 2 and not set(band) & set(outline)  # the same lines, cut two ways
+    with pytest.raises(ConfigError, match="line_crop"):
+        ExtraData(dataset=str(pages), line_crop="ink")
 
 
 def test_extra_training_set_without_text_is_an_error(line_folder: Path, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from htrlab.data.augment import AugmentConfig
+from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import ConfigError
 
@@ -17,10 +18,17 @@ class ExtraData:
     dataset: str = ""  # PATH or FORMAT:PATH
     split: str = "train"  # "" = every line of the dataset
     max_lines: int = 0  # 0 = all; otherwise a seeded random subset of this many lines
+    # how this set's PAGE-XML/ALTO lines are cut ("" = data.line_crop). The main dataset's training pages
+    # named again with the other crop train the model on both ways of cutting the same lines.
+    line_crop: str = ""
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ConfigError("data.extra_train: every entry needs a dataset (PATH or FORMAT:PATH)")
+        if self.line_crop and self.line_crop not in LINE_CROPS:
+            raise ConfigError(
+                f"data.extra_train: unknown line_crop {self.line_crop!r}; choose from {', '.join(LINE_CROPS)}"
+            )
         if self.max_lines < 0:
             raise ConfigError(f"data.extra_train: max_lines must be >= 0, got {self.max_lines}")
 

@@ -290,9 +290,13 @@ def _extra_samples(cfg: RunConfig) -> list[tuple[Any, list[LineSample]]]:
     """The lines of each ``data.extra_train`` entry (empty lines dropped, a seeded subset when capped)."""
     out = []
     for k, extra in enumerate(cfg.data.extra_train):
-        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=cfg.data.line_crop)
+        crop = extra.line_crop or cfg.data.line_crop
+        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=crop)
         samples = ds.split(extra.split) if extra.split else list(ds.samples)
         samples = [s for s in samples if s.text]
+        if crop != cfg.data.line_crop:  # the main dataset's lines cut another way are other training lines
+            for s in samples:
+                s.id = f"{s.id}@{crop}"
         if extra.max_lines and len(samples) > extra.max_lines:
             keep = np.random.default_rng([cfg.train.seed, k]).permutation(len(samples))[: extra.max_lines]
             samples = [samples[i] for i in sorted(keep)]
@@ -502,7 +506,14 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         more = prepare_lines(
             samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "extra train"
         )
-        extra_counts.append({"dataset": extra.dataset, "split": extra.split, "lines": len(more)})
+        extra_counts.append(
+            {
+                "dataset": extra.dataset,
+                "split": extra.split,
+                "line_crop": extra.line_crop or cfg.data.line_crop,
+                "lines": len(more),
+            }
+        )
         if is_main:
             _log(f"data: + {len(more)} training lines from {extra.dataset} ({len(more.skipped)} skipped)")
         train_lines = train_lines.concat(more)
