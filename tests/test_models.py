@@ -162,3 +162,37 @@ def test_seq2seq_save_load_roundtrip_and_bad_input(name: str, tmp_path: Path) ->
     assert loaded.model.generate(x, cs) == m.generate(x, cs)
     with pytest.raises(ValueError, match="expects"):
         m.generate(torch.rand(1, 1, 16, 64), cs)
+
+
+@pytest.mark.parametrize("name, copy_field", [("trocr-small", "hf_config"), ("vit-ctc", "encoder_config")])
+def test_checkpoint_naming_a_hub_model_is_not_fetched(
+    name: str, copy_field: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint is rebuilt from its own file: one naming a hub model without a copy of its architecture is
+    refused before anything could reach the network, through load_checkpoint and `recognize -m`."""
+    import dataclasses
+
+    import transformers
+
+    from conftest import render_line, save_png
+    from htrlab.cli.main import main
+
+    def no_fetch(*_a: object, **_k: object) -> None:
+        raise AssertionError("from_pretrained was called")
+
+    monkeypatch.setattr(transformers.VisionEncoderDecoderModel, "from_pretrained", no_fetch)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_fetch)
+    charset = Charset(list("abc "))
+    model = build_model(name, len(charset), tiny=True)
+    meta = make_meta(model, name, charset, PreprocessConfig(height=32))
+    meta = dataclasses.replace(meta, model_config={**meta.model_config, "pretrained": "some-org/some-model"})
+    for cfg in (meta.model_config, {k: v for k, v in meta.model_config.items() if k != copy_field}):
+        path = tmp_path / "hostile.safetensors"
+        save_checkpoint(path, model, dataclasses.replace(meta, model_config=cfg))
+        with pytest.raises(
+            CheckpointError, match=r"hostile.safetensors: names the pretrained model 'some-org"
+        ):
+            load_checkpoint(path)
+    image = tmp_path / "line.png"
+    save_png(render_line("abc"), image)
+    assert main(["recognize", "-m", str(path), str(image)]) == 1

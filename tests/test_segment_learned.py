@@ -25,6 +25,7 @@ from htrlab.segment.learned import (
 )
 from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine
 from htrlab.synth.render import FontInfo
+from htrlab.train.state import load_state
 
 # a font that ships with matplotlib (a dependency), so the test needs no fetched fonts
 DEJAVU = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -97,7 +98,7 @@ def test_train_resume_load_and_segment_with_a_trained_detector(tmp_path: Path) -
     train_segmenter(train, out, val, steps=2, **kw)
     first = load_detector(out)
     assert isinstance(first, LineDetector) and first.net.width == 4
-    state = torch.load(out.with_name(out.name + ".state.pt"), weights_only=False)
+    state = load_state(out.with_name(out.name + ".state.safetensors"))
     assert state["step"] == 2
     # resume continues from step 2 to 4 instead of starting over
     logs: list[str] = []

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from conftest import set_args
-from htrlab.errors import ConfigError, DataError
+from htrlab.errors import CheckpointError, ConfigError, DataError
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.train.checkpoint import load_checkpoint, read_meta
 from htrlab.train.config import ExtraData
 from htrlab.train.loop import load_run_config, train
+from htrlab.train.state import load_state, save_state
 
 
 def _cfg(dataset: Path, out: Path, *extra: str):
@@ -144,7 +145,7 @@ def test_ema_weights_are_validated_and_saved(line_folder: Path, tmp_path: Path) 
     """With train.ema the checkpoints hold the averaged weights (not the last step's), the log has both CERs."""
     out = tmp_path / "run"
     train(_cfg(line_folder, out, "train.max_steps=6", "train.eval_every=3", "train.ema=0.5"))
-    state = torch.load(out / "last.state.pt", weights_only=False)
+    state = load_state(out / "last.state.safetensors")
     saved = load_checkpoint(out / "last.safetensors").model.state_dict()
     assert int(state["ema"]["n_averaged"]) == 6  # one update per step (the first one copies)
     averaged = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
@@ -198,9 +199,9 @@ def test_resume_of_a_run_older_than_a_new_option(line_folder: Path, tmp_path: Pa
     """A run saved before an option existed resumes: the missing option counts as its default."""
     out = tmp_path / "run"
     train(_cfg(line_folder, out, "train.max_steps=2", "train.eval_every=2"))
-    state = torch.load(out / "last.state.pt", weights_only=False)
+    state = load_state(out / "last.state.safetensors")
     del state["config"]["train"]["ema"], state["config"]["augment"]["ref_height"]
-    torch.save(state, out / "last.state.pt")
+    save_state(out / "last.state.safetensors", state)
     summary = train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
     assert summary["steps"] == 4
     with pytest.raises(ConfigError, match=r"train\.ema"):
@@ -216,6 +217,82 @@ def test_resume_with_changed_config_is_refused(line_folder: Path, tmp_path: Path
             _cfg(line_folder, tmp_path / "run", "train.max_steps=2", "train.eval_every=2", "train.lr=0.1"),
             resume=True,
         )
+
+
+def test_refused_resume_keeps_the_runs_config(line_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_cfg(line_folder, out, "train.max_steps=2", "train.eval_every=2"))
+    before = (out / "config.yaml").read_text()
+    with pytest.raises(ConfigError):
+        train(_cfg(line_folder, out, "train.max_steps=2", "train.eval_every=2", "train.lr=0.1"), resume=True)
+    assert (out / "config.yaml").read_text() == before
+
+
+def test_resume_logs_each_step_once(line_folder: Path, tmp_path: Path) -> None:
+    """Steps logged after the last saved state (a run killed between validations) are redone, not doubled."""
+    out = tmp_path / "run"
+    train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2", "train.log_every=1"))
+    state = load_state(out / "last.state.safetensors")
+    state["progress"]["step"] = 2  # as if killed after step 4 was logged but before its state was saved
+    state["progress"]["last_eval_step"] = 2
+    save_state(out / "last.state.safetensors", state)
+    train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2", "train.log_every=1"), resume=True)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 4
+
+
+def test_resume_never_unpickles(line_folder: Path, tmp_path: Path) -> None:
+    """A crafted pickle in the run folder is not loaded (it would run code); a broken state is one clear error."""
+    out = tmp_path / "run"
+    train(_cfg(line_folder, out, "train.max_steps=2", "train.eval_every=2"))
+    good = (out / "last.state.safetensors").read_bytes()
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (out / "last.state.safetensors").unlink()
+    torch.save({"x": Evil()}, out / "last.state.pt")
+    with pytest.raises(CheckpointError, match=r"last\.state\.pt.*pickle"):
+        train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
+    (out / "last.state.pt").replace(out / "last.state.safetensors")  # a pickle under the new name
+    with pytest.raises(CheckpointError, match="last.state.safetensors: unreadable training state"):
+        train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
+    (out / "last.state.safetensors").write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(CheckpointError, match="last.state.safetensors: unreadable training state"):
+        train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(out / "last.state.safetensors"))  # foreign safetensors
+    with pytest.raises(CheckpointError, match="not an htrlab training state"):
+        train(_cfg(line_folder, out, "train.max_steps=4", "train.eval_every=2"), resume=True)
+    assert not marker.exists()
+
+
+def test_state_round_trip_keeps_types(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    state = {
+        "opt": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 2)}},
+            "groups": [{"betas": (0.9, 0.99)}],
+        },
+        "best": math.inf,
+        "rng": rng.bit_generator.state,
+        "name": "x",
+        "none": None,
+    }
+    save_state(tmp_path / "s.safetensors", state)
+    back = load_state(tmp_path / "s.safetensors")
+    assert back["opt"]["groups"][0]["betas"] == (0.9, 0.99) and 0 in back["opt"]["state"]
+    assert torch.equal(back["opt"]["state"][0]["exp_avg"], torch.ones(2, 2)) and back["best"] == math.inf
+    again = np.random.default_rng()
+    again.bit_generator.state = back["rng"]
+    assert again.integers(1 << 30) == rng.integers(1 << 30)
+    assert back["name"] == "x" and back["none"] is None
 
 
 def test_existing_run_is_not_overwritten(line_folder: Path, tmp_path: Path) -> None:

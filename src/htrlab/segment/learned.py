@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from htrlab.errors import DataError
+from htrlab.errors import CheckpointError, DataError
+from htrlab.train.state import load_state, save_state
 
 if TYPE_CHECKING:
     from htrlab.synth.render import FontInfo
@@ -339,7 +340,7 @@ def train_segmenter(
     log: Callable[[str], object] = print,
 ) -> Path:
     """Train a ``CoreNet`` on PAGE-XML pages with baselines; write ``out`` (safetensors, the weights of the
-    lowest validation loss when ``val_xml`` is given, else the last) and ``out`` + ``.state.pt`` (the
+    lowest validation loss when ``val_xml`` is given, else the last) and ``out`` + ``.state.safetensors`` (the
     optimiser's state, for ``resume``). AdamW, one-cycle schedule over ``steps``. ``synthetic`` rendered pages
     (``synthetic_page`` with ``fonts`` and ``corpus``) join the training pages."""
     torch.manual_seed(seed)
@@ -358,15 +359,21 @@ def train_segmenter(
     )
     net = CoreNet(width)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    state_path = out.with_name(out.name + ".state.pt")
+    state_path = out.with_name(out.name + ".state.safetensors")
     step, best = 0, math.inf
+    if resume and out.with_name(out.name + ".state.pt").is_file() and not state_path.is_file():
+        load_state(out.with_name(out.name + ".state.pt"))  # raises why a pickled state is not loaded
     if resume and state_path.is_file():
-        st = torch.load(state_path, weights_only=False)
-        net.load_state_dict(st["net"])
-        opt.load_state_dict(st["opt"])
-        step, best = st["step"], st["best"]
-        rng = st["rng"]
-        torch.set_rng_state(st["torch_rng"])
+        st = load_state(state_path)
+        try:
+            net.load_state_dict(st["net"])
+            opt.load_state_dict(st["opt"])
+            step, best = int(st["step"]), float(st["best"])
+            rng = np.random.default_rng()
+            rng.bit_generator.state = st["rng"]
+            torch.set_rng_state(st["torch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{state_path}: does not fit this line detector ({exc})") from exc
         log(f"resumed at step {step}")
     # the schedule is rebuilt for ``steps`` and moved on to ``step``: a resumed run may be given more steps
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -417,16 +424,16 @@ def train_segmenter(
                     msg += " (best, saved)"
             else:
                 save_detector(det, out, {"step": step, "pages": len(pages)})
-            torch.save(
+            save_state(
+                state_path,
                 {
                     "net": net.state_dict(),
                     "opt": opt.state_dict(),
                     "step": step,
                     "best": best,
-                    "rng": rng,
+                    "rng": rng.bit_generator.state,
                     "torch_rng": torch.get_rng_state(),
                 },
-                state_path,
             )
             log(msg)
     return out

@@ -8,6 +8,7 @@ fingerprints of the training lines, and training facts. Loading checks each fiel
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ import htrlab
 from htrlab.config import from_dict
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError, ModelError
-from htrlab.models.registry import build_model, model_config_dict
+from htrlab.models.registry import build_model, get_spec, model_config_dict
 from htrlab.text.charset import Charset
 
 FORMAT_VERSION = 1
@@ -122,6 +123,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     """
     path = Path(path)
     meta = read_meta(path)
+    _refuse_outside_sources(path, meta.model_name, meta.model_config)
     try:
         charset = Charset(meta.charset)
         preprocess = from_dict(PreprocessConfig, meta.preprocess, where="checkpoint.preprocess")
@@ -147,6 +149,29 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         )
     model.to(device).eval()
     return LoadedModel(model, charset, preprocess, meta, path)
+
+
+# model settings that name a pretrained model to fetch, and the copy of its architecture kept beside them
+_COPIES = {"pretrained": ("hf_config", "encoder_config")}
+
+
+def _refuse_outside_sources(path: Path, name: str, params: dict[str, Any]) -> None:
+    """A checkpoint is rebuilt from its own file (and htrlab's bundled files) alone: one that names a pretrained
+    model without holding a copy of its architecture would make the model fetch it (from a model hub, over the
+    network, or from any folder on this machine). Checkpoints htrlab writes always hold the copy."""
+    try:
+        known = {f.name for f in dataclasses.fields(get_spec(name).config_cls)}
+    except ModelError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    for key, copies in _COPIES.items():
+        named = params.get(key)
+        if not named or not isinstance(named, str) or not known & set(copies):
+            continue
+        if not any(params.get(c) for c in copies):
+            raise CheckpointError(
+                f"{path}: names the pretrained model {named!r} but holds no copy of its architecture; a "
+                "checkpoint is loaded from its own file only, never fetched from a model hub or another folder"
+            )
 
 
 def _untied(model: nn.Module, missing: list[str], state: dict[str, torch.Tensor]) -> list[str]:

@@ -39,8 +39,10 @@ from htrlab.text.charset import Charset
 from htrlab.train.checkpoint import make_meta, save_checkpoint
 from htrlab.train.config import RunConfig
 from htrlab.train.schedule import lr_factor
+from htrlab.train.state import load_state, save_state
 
-STATE_FILE = "last.state.pt"
+STATE_FILE = "last.state.safetensors"  # htrlab.train.state: no pickle
+OLD_STATE_FILE = "last.state.pt"  # written by htrlab before 2026-12; refused on --resume (pickle)
 # Settings a resumed run may change: how long it runs and how it reports, not what it learns from or how.
 RESUMABLE_CHANGES = {
     "train.max_steps",
@@ -216,6 +218,23 @@ class _Logger:
         if self.enabled:
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
+
+
+def _drop_metrics_after(path: Path, step: int) -> None:
+    """Remove the records of steps after ``step`` (logged after the last saved state, redone on resume)."""
+    if not path.is_file():
+        return
+    kept = []
+    for row in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec_step = json.loads(row).get("step", 0)
+        except (ValueError, AttributeError):
+            continue  # a line cut off when the run was killed
+        if not isinstance(rec_step, int) or rec_step <= step:
+            kept.append(row)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r + "\n" for r in kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def plot_curves(metrics_path: Path, out_png: Path) -> None:
@@ -426,8 +445,11 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 f"{out_dir} already holds a run; use --resume to continue it or choose another train.out_dir"
             )
         if resume and not state_path.is_file():
+            if (out_dir / OLD_STATE_FILE).is_file():
+                load_state(out_dir / OLD_STATE_FILE)  # raises the reason it is not loaded
             raise CheckpointError(f"--resume: no {STATE_FILE} in {out_dir} to resume from")
-        dump_yaml(cfg, out_dir / "config.yaml")
+        if not resume:
+            dump_yaml(cfg, out_dir / "config.yaml")
     seed = cfg.train.seed
     random.seed(seed)
     np.random.seed(seed)
@@ -610,7 +632,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "last_eval_step": -1,
     }
     if resume:
-        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        saved = load_state(state_path)
         # settings added to htrlab after the run started count as their defaults (what the run used)
         old_cfg = _with_defaults(saved.get("config", {}), to_dict(RunConfig()))
         diff = _config_diff(old_cfg, to_dict(cfg))
@@ -622,12 +644,20 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             )
         if diff and is_main:
             _log(f"resume: changed {', '.join(f'{k}: {a} -> {b}' for k, (a, b) in sorted(diff.items()))}")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
-        st = saved["progress"]
-        torch.set_rng_state(saved["torch_rng"])
+        try:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema"])
+            st = dict(saved["progress"])
+            torch.set_rng_state(saved["torch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{state_path}: does not fit this run ({exc})") from exc
+        if (
+            is_main
+        ):  # the resume is accepted: its config is the run's now, and steps past the state are redone
+            dump_yaml(cfg, out_dir / "config.yaml")
+            _drop_metrics_after(out_dir / "metrics.jsonl", int(st["step"]))
         if is_main:
             _log(
                 f"resume: step {st['step']}, epoch {st['epoch']}, batch {st['batch']}, best val CER "
@@ -716,7 +746,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             save_checkpoint(out_dir / "last.safetensors", judged, meta)
             if improved:
                 save_checkpoint(out_dir / "best.safetensors", judged, meta)
-            torch.save(
+            save_state(
+                state_path,
                 {
                     "model": model.state_dict(),
                     **({"ema": ema.state_dict()} if ema is not None else {}),
@@ -725,9 +756,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     "torch_rng": torch.get_rng_state(),
                     "config": to_dict(cfg),
                 },
-                str(state_path) + ".tmp",
             )
-            os.replace(str(state_path) + ".tmp", state_path)
         if distributed:
             dist.barrier()
         return cfg.train.patience > 0 and st["bad_evals"] >= cfg.train.patience
