@@ -288,3 +288,103 @@ def test_tsv_malformed_rows(tmp_path: Path) -> None:
     tsv.write_bytes(b"a.png\t\xff\xfe bad\n")
     with pytest.raises(DataError, match="not UTF-8"):
         open_dataset(tsv)
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "..\\..\\secret.png"])
+def test_page_image_outside_the_dataset_is_refused(tmp_path: Path, name: str) -> None:
+    data = tmp_path / "data"
+    (data / "pages").mkdir(parents=True)
+    page = make_page(data / "pages", ["hello world"])
+    (tmp_path / "secret.png").write_bytes((data / "pages" / "page1.png").read_bytes())
+    (data / "pages" / "page1.png").unlink()
+    page.write_text(page.read_text().replace('imageFilename="page1.png"', f'imageFilename="{name}"'))
+    with pytest.raises(DataError, match=r"page1\.xml: page image .*(outside the dataset folder|not found)"):
+        read_page_file(page, dataset_root=data)
+    ds = open_dataset(data, on_error="skip")
+    assert ds.samples == [] and "page1.xml" in ds.skipped[0]
+
+
+def test_page_image_beside_the_xml_or_one_folder_up_is_found(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "pages").mkdir(parents=True)
+    page = make_page(data / "pages", ["hello world"])
+    (data / "pages" / "page1.png").replace(data / "page1.png")
+    for name in ("../page1.png", "/some/other/machine/page1.png"):  # the bare name is looked up inside
+        page.write_text(page.read_text().replace('imageFilename="page1.png"', f'imageFilename="{name}"'))
+        found = open_dataset(data).samples[0].image_path
+        assert found.resolve() == (data / "page1.png").resolve()
+        page.write_text(page.read_text().replace(f'imageFilename="{name}"', 'imageFilename="page1.png"'))
+
+
+def test_alto_image_outside_the_dataset_is_refused(tmp_path: Path) -> None:
+    path = _alto(tmp_path, True)
+    path.write_text(path.read_text().replace("<fileName>scan.png", "<fileName>../../../etc/hosts"))
+    (tmp_path / "scan.png").rename(tmp_path / "other.png")
+    with pytest.raises(
+        DataError, match=r"scan\.xml: page image path '\.\./\.\./\.\./etc/hosts' leads outside"
+    ):
+        read_alto_file(path, dataset_root=tmp_path)
+
+
+def test_page_text_with_an_entity_reference_is_refused_not_cut(tmp_path: Path) -> None:
+    page = make_page(tmp_path, ["at kew today", "plain line"], reverse_order=False)
+    xml = page.read_text().replace("<Unicode>at kew today", "<Unicode>at &kew; today")
+    xml = xml.replace("<PcGts", '<!DOCTYPE PcGts [<!ENTITY kew "Kew">]><PcGts', 1)
+    page.write_text(xml.replace('<?xml version="1.0" encoding="UTF-8"?>\n', ""))
+    with pytest.raises(DataError, match=r"line l0: transcription holds the entity reference &kew;"):
+        read_page_file(page)
+    problems = Problems("skip")
+    samples = read_page_file(page, problems)
+    assert [s.text for s in samples] == ["plain line"] and len(problems) == 1
+    # character references and the predefined entities are the text itself
+    page.write_text(
+        xml.replace("&kew;", "&#233; &amp;").replace('<!DOCTYPE PcGts [<!ENTITY kew "Kew">]>', "")
+    )
+    assert read_page_file(page)[0].text == "at é & today"
+
+
+@pytest.mark.parametrize(
+    "points, message",
+    [
+        ("0,0 inf,0 inf,20 0,20", "beyond any page"),
+        ("0,0 1e30,0 1e30,20 0,20", "beyond any page"),
+        ("0,0 nan,0 5,20 0,20", "beyond any page"),
+        ("0,0 900000,0 900000,20 0,20", "far outside the"),
+    ],
+)
+def test_page_coordinates_beyond_the_page_are_refused(tmp_path: Path, points: str, message: str) -> None:
+    page = make_page(tmp_path, ["hello world", "second line"], reverse_order=False)
+    head, first_line = page.read_text().split("<TextLine ", 1)
+    coords = first_line.split('<Coords points="', 1)[1].split('"', 1)[0]
+    page.write_text(head + "<TextLine " + first_line.replace(coords, points, 1))
+    ds = open_dataset(page, on_error="skip")
+    lines = {s.id.split("/")[-1]: s for s in ds.samples}
+    if "l0" in lines:  # parsed: refused once its page's size is known, before any array is made from it
+        with pytest.raises(DataError, match=rf"line page1/l0: point .* {message}"):
+            lines["l0"].load_image()
+    else:
+        assert any(message in m and "line l0" in m for m in ds.skipped), ds.skipped
+    assert lines["l1"].load_image().size > 0
+
+
+def test_baseline_far_off_the_page_allocates_nothing(tmp_path: Path) -> None:
+    page = make_page(tmp_path, ["hello world"])
+    xml = page.read_text()
+    page.write_text(xml.replace('<Baseline points="', '<Baseline points="0,5 500000,5 ', 1))
+    (sample,) = open_dataset(page).samples
+    with pytest.raises(DataError, match=r"point \(500000, 5\) lies far outside the \d+ x \d+ page"):
+        sample.load_image()
+    page.write_text(xml.replace('<Baseline points="', '<Baseline points="0,5 100000000,5 ', 1))
+    with pytest.raises(DataError, match=r"Baseline: points beyond any page"):
+        open_dataset(page)
+
+
+def test_alto_box_and_baseline_beyond_any_page(tmp_path: Path) -> None:
+    path = _alto(tmp_path, False)
+    path.write_text(path.read_text().replace('HPOS="0"', 'HPOS="inf"'))
+    with pytest.raises(DataError, match="HPOS"):
+        read_alto_file(path)
+    path = _alto(tmp_path, False)
+    path.write_text(path.read_text().replace("HEIGHT=", 'BASELINE="1e300" HEIGHT='))
+    problems = Problems("skip")
+    assert read_alto_file(path, problems)[0].baseline is None and "BASELINE" in problems.messages[0]

@@ -175,6 +175,7 @@ def open_dataset(
     samples: list[LineSample]
     if fmt in ("page", "alto"):
         reader = read_page_file if fmt == "page" else read_alto_file
+        root = None if path.is_file() else path  # page images must lie inside it
         if path.is_file():
             files, split_of = [path], {}
         else:
@@ -187,7 +188,7 @@ def open_dataset(
         samples = []
         for f in files:
             try:
-                samples.extend(reader(f, problems, split=split_of.get(f.stem)))
+                samples.extend(reader(f, problems, split=split_of.get(f.stem), dataset_root=root))
             except DataError as exc:
                 problems.report(str(exc))
     elif fmt == "iam":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from htrlab.errors import DataError
 
 # Pillow's own guard against decompression bombs, made explicit: 200 megapixels is far above any scanned page.
 MAX_PIXELS = 200_000_000
+MAX_COORD = 1_000_000  # no page coordinate lies further from the origin (1 m at 25,000 dpi)
 
 
 def to_gray(im: Image.Image) -> np.ndarray:
@@ -148,7 +150,26 @@ def parse_points(text: str, source: str) -> np.ndarray:
     if len(raw) < 4 or len(raw) % 2:
         raise DataError(f"{source}: malformed points {text[:60]!r}")
     try:
-        vals = [round(float(v)) for v in raw]
+        floats = [float(v) for v in raw]
     except ValueError as exc:
         raise DataError(f"{source}: malformed points {text[:60]!r}") from exc
-    return np.asarray(vals, dtype=np.int64).reshape(-1, 2)
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORD for v in floats):
+        raise DataError(f"{source}: points beyond any page ({text[:60]!r})")
+    return np.asarray([round(v) for v in floats], dtype=np.int64).reshape(-1, 2)
+
+
+def check_on_page(points: np.ndarray, width: int, height: int, source: str) -> None:
+    """Refuse coordinates far outside a ``width`` x ``height`` page (more than a page's size beyond an edge),
+    before any array is made from them: a baseline at x = 1e8 would otherwise allocate gigabytes.
+
+    Raises:
+        DataError: naming ``source``, the page size and the farthest point.
+    """
+    if points.size == 0:
+        return
+    xs, ys = points[:, 0], points[:, 1]
+    if xs.min() < -width or xs.max() > 2 * width or ys.min() < -height or ys.max() > 2 * height:
+        far = points[np.argmax(np.maximum(np.abs(xs - width / 2) / width, np.abs(ys - height / 2) / height))]
+        raise DataError(
+            f"{source}: point ({int(far[0])}, {int(far[1])}) lies far outside the {width} x {height} page"
+        )

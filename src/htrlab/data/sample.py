@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from htrlab.data.images import crop_box, crop_polygon, load_gray
+from htrlab.data.images import check_on_page, crop_box, crop_polygon, load_gray
 from htrlab.data.linecrop import crop_baseline_band
 
 
@@ -47,6 +47,12 @@ class LineSample:
         """Grayscale uint8 pixels (H, W) of this line (cropped from its page when needed)."""
         page = load_gray(self.image_path)
         source = f"{self.image_path} line {self.id}"
+        for points in (self.polygon, self.baseline):
+            if points is not None:
+                check_on_page(points, page.shape[1], page.shape[0], source)
+        if self.box is not None:
+            x, y, w, h = self.box
+            check_on_page(np.array([[x, y], [x + w, y + h]]), page.shape[1], page.shape[0], source)
         if self.crop == "baseline" and self.baseline is not None and self.line_spacing:
             return crop_baseline_band(page, self.baseline, self.line_spacing, self.polygon, source=source)
         if self.polygon is not None:

@@ -8,7 +8,7 @@ import numpy as np
 from lxml import etree
 
 from htrlab.data.images import parse_points
-from htrlab.data.readers.common import Problems, local, parse_xml, set_line_spacing
+from htrlab.data.readers.common import Problems, local, page_image, parse_xml, set_line_spacing
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
@@ -30,7 +30,10 @@ def _image_name(root: etree._Element) -> str | None:
 
 
 def read_alto_file(
-    xml_path: str | Path, problems: Problems | None = None, split: str | None = None
+    xml_path: str | Path,
+    problems: Problems | None = None,
+    split: str | None = None,
+    dataset_root: Path | None = None,
 ) -> list[LineSample]:
     """Read the text lines of one ALTO file (v2-v4), in document order.
 
@@ -43,11 +46,8 @@ def read_alto_file(
     if local(root.tag) != "alto":
         raise DataError(f"{xml_path} is not ALTO (root element <{local(root.tag)}>, expected <alto>)")
     name = _image_name(root)
-    candidates = [xml_path.parent / name] if name else []
-    candidates += [xml_path.with_suffix(s) for s in (".jpg", ".png", ".tif", ".jpeg", ".tiff")]
-    image_path = next((c for c in candidates if c.is_file()), None)
-    if image_path is None:
-        raise DataError(f"{xml_path}: page image {name or '(no sourceImageInformation/fileName)'} not found")
+    same_stem = [xml_path.with_suffix(s) for s in (".jpg", ".png", ".tif", ".jpeg", ".tiff")]
+    image_path = page_image(xml_path, name or "", dataset_root, same_stem)
     doc_id = xml_path.stem
     samples: list[LineSample] = []
     lines = [el for el in root.iter() if local(el.tag) == "TextLine"]
@@ -66,8 +66,9 @@ def read_alto_file(
                             problems.report(str(exc))
         if poly is None:
             try:
-                box = tuple(round(float(line.get(k, ""))) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
-            except ValueError:
+                values = " ".join(line.get(k, "") for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+                box = tuple(int(v) for v in parse_points(values, source).reshape(-1))
+            except DataError:
                 problems.report(
                     f"{source}: TextLine has neither Shape/Polygon nor numeric HPOS/VPOS/WIDTH/HEIGHT"
                 )
@@ -102,14 +103,13 @@ def _baseline(
         return None
     try:
         if len(raw.replace(",", " ").split()) == 1:
-            y = float(raw)
             if poly is not None:
-                x0, x1 = float(poly[:, 0].min()), float(poly[:, 0].max())
+                x0, x1 = int(poly[:, 0].min()), int(poly[:, 0].max())
             elif box is not None:
-                x0, x1 = float(box[0]), float(box[0] + box[2])
+                x0, x1 = box[0], box[0] + box[2]
             else:
                 return None
-            return np.array([[x0, y], [x1, y]])
+            return parse_points(f"{x0} {raw} {x1} {raw}", f"{source} BASELINE")
         return parse_points(raw, f"{source} BASELINE")
     except (DataError, ValueError) as exc:
         problems.report(f"{source}: bad BASELINE {raw[:40]!r}: {exc}")

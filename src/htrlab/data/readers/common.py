@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,8 @@ class Problems:
 
     def report(self, message: str) -> None:
         if self.on_error == "error":
-            raise DataError(message + " (use --on-error skip to skip such samples and count them)")
+            hint = " (use --on-error skip to skip such samples and count them)"
+            raise DataError(message if message.endswith(hint) else message + hint)
         self.messages.append(message)
 
     def __len__(self) -> int:
@@ -74,3 +77,36 @@ def set_line_spacing(samples: list[LineSample]) -> None:
     spacing = line_spacing([s.baseline for s in samples])
     for s in samples:
         s.line_spacing = spacing
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` lies inside ``root``, judged on the names alone (``..`` folded, links not followed)."""
+    p, r = os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root))
+    return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def page_image(xml_path: Path, name: str, root: Path | None, fallbacks: Sequence[Path] = ()) -> Path:
+    """The page image an XML file names, found inside the dataset folder ``root`` only (default: the folder
+    above the XML's, where datasets keep images beside a ``pages/`` folder): the name as given, relative to the XML, then the bare file name beside the XML and one folder up,
+    then ``fallbacks``. A file's text never opens a file elsewhere (``../../etc/passwd``, ``/home/...``).
+
+    Raises:
+        DataError: naming the XML file and the path, when the image is missing or lies outside ``root``.
+    """
+    root = root if root is not None else xml_path.parent.parent
+    candidates = []
+    if name:
+        bare = Path(name.replace("\\", "/")).name
+        candidates = [xml_path.parent / name, xml_path.parent / bare, xml_path.parent.parent / bare]
+    candidates += list(fallbacks)
+    inside = [c for c in candidates if _inside(c, root)]
+    found = next((c for c in inside if c.is_file()), None)
+    if found is not None:
+        return found
+    if name and not _inside(xml_path.parent / name, root):
+        raise DataError(
+            f"{xml_path}: page image path {name[:200]!r} leads outside the dataset folder {root}; refused"
+        )
+    raise DataError(
+        f"{xml_path}: page image {name[:200] or '(none named)'} not found (looked in {xml_path.parent})"
+    )

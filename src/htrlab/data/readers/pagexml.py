@@ -8,7 +8,7 @@ from pathlib import Path
 from lxml import etree
 
 from htrlab.data.images import parse_points
-from htrlab.data.readers.common import Problems, local, parse_xml, set_line_spacing
+from htrlab.data.readers.common import Problems, local, page_image, parse_xml, set_line_spacing
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
@@ -25,14 +25,34 @@ def _custom_index(el: etree._Element) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _line_text(line: etree._Element) -> str:
-    # The line's own TextEquiv (not its Words'); with several, the one with index 0 or the first.
+def _line_text(line: etree._Element, source: str) -> str:
+    """The line's own TextEquiv (not its Words'); with several, the one with index 0 or the first.
+
+    Raises:
+        DataError: the text holds an entity reference (``&kew;``): htrlab never expands entities, and the text
+            around it alone would be a wrong transcription.
+    """
     equivs = _children(line, "TextEquiv")
     if not equivs:
         return ""
-    equivs.sort(key=lambda e: int(e.get("index", "0") or 0))
+    equivs.sort(key=lambda e: _int_or(e.get("index"), 0))
     uni = _children(equivs[0], "Unicode")
-    return normalize_text(uni[0].text or "") if uni else ""
+    if not uni:
+        return ""
+    entities = [e for e in uni[0].iter() if isinstance(e, etree._Entity)]
+    if entities:
+        raise DataError(
+            f"{source}: transcription holds the entity reference {entities[0].text}, which htrlab does not "
+            "expand (XML entities are never resolved); write the character itself"
+        )
+    return normalize_text("".join(uni[0].itertext()))
+
+
+def _int_or(text: str | None, default: int) -> int:
+    try:
+        return int(text or default)
+    except ValueError:
+        return default
 
 
 def _regions_in_order(page: etree._Element) -> list[etree._Element]:
@@ -43,7 +63,7 @@ def _regions_in_order(page: etree._Element) -> list[etree._Element]:
         if local(ro.tag) == "RegionRefIndexed":
             ref = ro.get("regionRef")
             if ref is not None and ref not in order:
-                order[ref] = int(ro.get("index", "0"))
+                order[ref] = _int_or(ro.get("index"), 0)
     if not order:
         return regions
     big = len(order) + len(regions)
@@ -54,7 +74,7 @@ def read_page_file(
     xml_path: str | Path,
     problems: Problems | None = None,
     split: str | None = None,
-    image_dir: Path | None = None,
+    dataset_root: Path | None = None,
 ) -> list[LineSample]:
     """Read the text lines of one PAGE-XML file.
 
@@ -62,7 +82,8 @@ def read_page_file(
         xml_path: the PAGE-XML file.
         problems: error policy; lines without coordinates or with malformed points are reported there.
         split: split name given to every line (whole pages go to one split).
-        image_dir: where the page image lives (default: beside the XML, then ``../`` of it).
+        dataset_root: the dataset folder the page image must lie in (default: the XML's folder's parent); see
+            :func:`~htrlab.data.readers.common.page_image`.
 
     Raises:
         DataError: for malformed XML, a file that is not PAGE-XML, or a missing page image.
@@ -79,14 +100,7 @@ def read_page_file(
     fname = page.get("imageFilename")
     if not fname:
         raise DataError(f"{xml_path}: <Page> has no imageFilename")
-    candidates = [
-        (image_dir or xml_path.parent) / fname,
-        xml_path.parent / Path(fname).name,
-        xml_path.parent.parent / Path(fname).name,
-    ]
-    image_path = next((c for c in candidates if c.is_file()), candidates[0])
-    if not image_path.is_file():
-        raise DataError(f"{xml_path}: page image {fname} not found (looked in {xml_path.parent})")
+    image_path = page_image(xml_path, fname, dataset_root)
     doc_id = xml_path.stem
     samples: list[LineSample] = []
     for region in _regions_in_order(page):
@@ -113,10 +127,15 @@ def read_page_file(
                     baseline = parse_points(base_el[0].get("points", ""), f"{source} Baseline")
                 except DataError as exc:  # the polygon still gives a crop: report, keep the line
                     problems.report(str(exc))
+            try:
+                text = _line_text(line, source)
+            except DataError as exc:
+                problems.report(str(exc))
+                continue
             samples.append(
                 LineSample(
                     id=f"{doc_id}/{lid}",
-                    text=_line_text(line),
+                    text=text,
                     image_path=image_path,
                     doc_id=doc_id,
                     split=split,
