@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 
-from htrlab.data.images import parse_points
+from htrlab.data.images import MAX_COORD, check_on_page, parse_points
 from htrlab.data.readers.alto import _line_text as alto_line_text
 from htrlab.data.readers.common import local, parse_xml
 from htrlab.data.readers.pagexml import _line_text as page_line_text
@@ -157,11 +157,8 @@ def read_layout(path: str | Path) -> tuple[PageLayout, str]:
         page = next((e for e in root.iter() if local(e.tag) == "Page"), None)
         if page is None:
             raise DataError(f"{path}: PAGE-XML without a <Page> element")
-        w, h, image = (
-            int(page.get("imageWidth", 0)),
-            int(page.get("imageHeight", 0)),
-            page.get("imageFilename", ""),
-        )
+        w, h = _size(page.get("imageWidth"), path), _size(page.get("imageHeight"), path)
+        image = page.get("imageFilename", "")
         for el in (e for e in page.iter() if local(e.tag) == "TextLine"):
             kids = {local(c.tag): c for c in el}
             if "Coords" not in kids:
@@ -172,11 +169,12 @@ def read_layout(path: str | Path) -> tuple[PageLayout, str]:
                 if "Baseline" in kids
                 else poly[:0]
             )
-            lines.append(_line(poly, base, el.get("id", ""), page_line_text(el)))
+            text = page_line_text(el, f"{path} line {el.get('id')}")
+            lines.append(_line(poly, base, el.get("id", ""), text, (w, h), path))
     elif kind == "alto":
         page = next((e for e in root.iter() if local(e.tag) == "Page"), None)
-        w = int(float(page.get("WIDTH", 0))) if page is not None else 0
-        h = int(float(page.get("HEIGHT", 0))) if page is not None else 0
+        w = _size(page.get("WIDTH"), path) if page is not None else 0
+        h = _size(page.get("HEIGHT"), path) if page is not None else 0
         image = next((e.text or "" for e in root.iter() if local(e.tag) == "fileName"), "")
         for el in (e for e in root.iter() if local(e.tag) == "TextLine"):
             src = f"{path} line {el.get('ID')}"
@@ -184,18 +182,34 @@ def read_layout(path: str | Path) -> tuple[PageLayout, str]:
             if poly_el is not None:
                 poly = parse_points(poly_el.get("POINTS", ""), src)
             else:
-                x, y = int(float(el.get("HPOS", 0))), int(float(el.get("VPOS", 0)))
-                bw, bh = int(float(el.get("WIDTH", 0))), int(float(el.get("HEIGHT", 0)))
+                box = " ".join(el.get(k, "0") for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+                x, y, bw, bh = (int(v) for v in parse_points(box, src).reshape(-1))
                 poly = np.array([[x, y], [x + bw - 1, y], [x + bw - 1, y + bh - 1], [x, y + bh - 1]])
             bl = el.get("BASELINE", "")
             base = parse_points(bl, src) if ("," in bl or len(bl.split()) >= 4) else poly[:0]
-            lines.append(_line(poly, base, el.get("ID", ""), alto_line_text(el)))
+            lines.append(_line(poly, base, el.get("ID", ""), alto_line_text(el), (w, h), path))
     else:
         raise DataError(f"{path}: neither PAGE-XML nor ALTO (root element <{kind}>)")
     return PageLayout(w, h, lines), image
 
 
-def _line(poly: np.ndarray, base: np.ndarray, lid: str, text: str) -> TextLine:
+def _size(value: str | None, path: Path) -> int:
+    """A page width or height attribute (0 when absent)."""
+    try:
+        size = float(value or 0)
+        if not 0 <= size <= MAX_COORD:
+            raise ValueError(value)
+    except ValueError as exc:
+        raise DataError(f"{path}: bad page size {str(value)[:40]!r}") from exc
+    return int(size)
+
+
+def _line(
+    poly: np.ndarray, base: np.ndarray, lid: str, text: str, size: tuple[int, int], path: Path
+) -> TextLine:
+    if all(size):  # the page's size is known: no line far off it
+        for points in (poly, base):
+            check_on_page(points, size[0], size[1], f"{path} line {lid}")
     x0, y0 = poly.min(0)
     x1, y1 = poly.max(0)
     return TextLine(poly, base, (int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)), lid, text)
