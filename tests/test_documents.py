@@ -16,7 +16,7 @@ from conftest import render_line, save_png
 from htrlab.cli.main import main
 from htrlab.data.documents import PDF_DPI, PageSource, expand_inputs, page_count, page_sources
 from htrlab.data.images import load_gray
-from htrlab.errors import DataError
+from htrlab.errors import DataError, ImageReduced
 from htrlab.segment.read import lines_of
 from test_segment import PAGE_TEXT, make_page
 
@@ -92,8 +92,9 @@ def test_a_pdf_page_that_is_no_scan_is_rendered_at_the_default_resolution(tmp_pa
     doc.save(str(path))
     doc.close()
     assert load_gray(path, 1).shape == (round(PDF_DPI), round(2 * PDF_DPI))
-    with pytest.raises(DataError, match=r"typeset.pdf#page=1 is too large at 90000 dpi.*--pdf-dpi"):
-        load_gray(path, 1, dpi=90000)
+    with pytest.warns(ImageReduced, match=r"typeset.pdf#page=1: 90000 dpi would give over .* rendered at"):
+        big = load_gray(path, 1, dpi=90000)  # 180,000 x 90,000 pixels: rendered at the dpi that fits
+    assert abs(big.shape[1] - 2 * big.shape[0]) <= 1 and big.size <= 200_000_000
 
 
 @pytest.mark.parametrize(
@@ -215,3 +216,27 @@ def test_two_inputs_that_would_write_one_xml_file_are_refused_before_reading(tmp
     Image.fromarray(page).save(tmp_path / "in" / "a.jpg")
     assert main(["segment", "-o", str(tmp_path / "out"), str(tmp_path / "in")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_recognize_names_a_bomb_and_a_link_loop_and_reads_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IEND", b""))
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    save_png(render_line("hello world"), tmp_path / "good.png")
+    files = [str(tmp_path / n) for n in ("bomb.png", "a.png", "good.png")]
+    assert main(["recognize", *files, "--on-error", "skip", "--layout", "line"]) == 0
+    out, err = capsys.readouterr()
+    rows = {Path(r.split("\t")[0]).name: r for r in out.splitlines()}
+    assert "too large: 100000x100000 pixels" in rows["bomb.png"]
+    assert "symbolic link that leads nowhere" in rows["a.png"]
+    assert "ERROR" not in rows["good.png"] and "Traceback" not in err
+    assert main(["recognize", str(tmp_path), "--on-error", "skip"]) == 0  # the same as a folder

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import IAM_SAMPLE, make_page, render_line, save_png
 from htrlab.data import open_dataset
@@ -13,7 +14,7 @@ from htrlab.data.dataset import detect_format
 from htrlab.data.images import crop_polygon, load_gray
 from htrlab.data.readers import Problems, read_alto_file, read_bentham, read_cvl, read_iam, read_page_file
 from htrlab.data.readers.cvl import is_english
-from htrlab.errors import DataError
+from htrlab.errors import DataError, ImageReduced
 
 TEXTS = ["first line here", "second line", "third one"]
 
@@ -241,14 +242,42 @@ def test_corrupt_images_are_named(tmp_path: Path, content: bytes) -> None:
         load_gray(p)
 
 
-def test_huge_image_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_huge_image_is_reduced_or_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import htrlab.data.images as images
 
     save_png(np.zeros((50, 60), np.uint8), tmp_path / "big.png")
+    save_png(np.zeros((40, 40), np.uint8), tmp_path / "over.png")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(tmp_path / "over.jpg")
     monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(images, "MAX_REDUCED_PIXELS", 2000)
     images._load_gray_cached.cache_clear()
-    with pytest.raises(DataError, match="too large"):
+    with pytest.raises(DataError, match=r"big.png is too large: 60x50 pixels"):
         load_gray(tmp_path / "big.png")
+    for name in ("over.png", "over.jpg"):  # over the limit, under the reduced one (JPEG: decoded smaller)
+        with pytest.warns(ImageReduced, match=rf"{name}: 40x40 pixels .* read at 32x32"):
+            assert load_gray(tmp_path / name).shape == (32, 32)
+
+
+def test_decompression_bomb_is_refused_by_its_header(tmp_path: Path) -> None:
+    """A PNG whose header claims 100,000 x 100,000 pixels (a 60-byte file) is refused before any decoding; Pillow's
+    own 89.5 MP limit no longer decides (a 13,000 x 13,000 scan is under htrlab's 200 MP)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def png(w: int, h: int) -> bytes:
+        ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        return b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"\0" * 9)) + chunk(b"IEND", b"")
+
+    (tmp_path / "bomb.png").write_bytes(png(100_000, 100_000))
+    with pytest.raises(DataError, match=r"bomb.png is too large: 100000x100000 pixels"):
+        load_gray(tmp_path / "bomb.png")
+    (tmp_path / "scan.png").write_bytes(png(13_000, 13_000))  # header only: truncated pixel data
+    with pytest.raises(DataError, match="cannot read image .*scan.png") as err:
+        load_gray(tmp_path / "scan.png")
+    assert "too large" not in str(err.value)
 
 
 def test_image_modes(tmp_path: Path) -> None:

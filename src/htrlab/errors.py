@@ -34,3 +34,8 @@ class CheckpointError(HTRError):
 
 class ModelError(HTRError):
     """A model name is unknown or a model was given input it cannot process."""
+
+
+class ImageReduced(UserWarning):
+    """Not an error: an image or PDF page over htrlab's pixel limit was read at a reduced resolution (the
+    message names the file and both sizes). The CLI prints it as a one-line note."""

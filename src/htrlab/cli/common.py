@@ -311,9 +311,13 @@ def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, 
             failed[sources[-1]] = str(exc)
     seen: set[Path] = set()
     for f in files:
-        if f.resolve() in seen:  # named twice (a folder and a file in it, say): read once
+        try:
+            key = f.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+            key = f.absolute()
+        if key in seen:  # named twice (a folder and a file in it, say): read once
             continue
-        seen.add(f.resolve())
+        seen.add(key)
         try:
             sources += page_sources(f)
         except DataError as exc:

@@ -7,10 +7,12 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import htrlab
-from htrlab.errors import HTRError
+from htrlab.errors import HTRError, ImageReduced
 
 COMMANDS = {
     "data": "htrlab.cli.data",
@@ -49,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _notes_on_one_line(args.command, warnings.showwarning)
+            return int(args.func(args))
     except HTRError as exc:
         if args.debug:
             traceback.print_exc()
@@ -58,6 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"htrlab {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _notes_on_one_line(command: str, default: Any) -> Any:
+    """htrlab's own notes (an image read at a reduced size, ...) as one line on stderr, above any progress bar;
+    other libraries' warnings as Python shows them."""
+
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, ImageReduced):
+            from tqdm import tqdm
+
+            tqdm.write(f"htrlab {command}: note: {message}", file=sys.stderr)
+        else:
+            default(message, category, *args, **kwargs)
+
+    return show
 
 
 def entry() -> None:

@@ -10,13 +10,14 @@ of the scan), any other page at ``PDF_DPI``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from htrlab.errors import DataError
+from htrlab.errors import DataError, ImageReduced
 
 # What a folder given as input is searched for; other files in it (XML, text, ...) are left alone.
 IMAGE_SUFFIXES = frozenset(
@@ -111,26 +112,40 @@ def page_count(path: str | Path) -> int:
         DataError: naming the file, when it is missing or cannot be opened as a PDF / image.
     """
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image file not found: {p}")
-    if p.stat().st_size == 0:
-        raise DataError(f"cannot read image {p}: the file is empty (0 bytes)")
+    check_file(p)
     if is_pdf(p):
         pdf = _open_pdf(p)
         try:
             return len(pdf)
         finally:
             pdf.close()
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
+
+    from htrlab.data.images import open_image
 
     try:
-        with Image.open(p) as im:
+        with open_image(p) as im:
             # only TIFF pages are pages: a GIF's or WebP's frames are an animation, an MPO's a stereo pair
             return int(getattr(im, "n_frames", 1)) if im.format == "TIFF" else 1
     except UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read image {p}: {exc}") from exc
+
+
+def check_file(p: Path) -> None:
+    """Raise :class:`DataError` naming ``p`` unless it is a non-empty regular file (a missing file, a folder, a
+    link that leads nowhere or round in a loop, a device or pipe that would block a read are all named)."""
+    if p.is_symlink() and not p.exists():
+        raise DataError(
+            f"cannot read {p}: a symbolic link that leads nowhere (a loop, or its target is gone)"
+        )
+    if not p.exists():
+        raise DataError(f"image file not found: {p}")
+    if not p.is_file():
+        raise DataError(f"cannot read {p}: not a regular file")
+    if p.stat().st_size == 0:
+        raise DataError(f"cannot read image {p}: the file is empty (0 bytes)")
 
 
 def page_sources(path: str | Path) -> list[PageSource]:
@@ -181,8 +196,9 @@ def render_pdf_page(path: str | Path, page: int, dpi: float | None, max_pixels: 
     own resolution, else ``PDF_DPI``).
 
     Raises:
-        DataError: naming the file and page, when the PDF cannot be read, the page does not exist, or the
-        rendering would exceed ``max_pixels``.
+        DataError: naming the file and page, when the PDF cannot be read or the page does not exist. A page
+        that would exceed ``max_pixels`` is rendered at the resolution that fits, with an ``ImageReduced``
+        warning.
     """
     p = Path(path)
     pdf = _open_pdf(p)
@@ -194,10 +210,21 @@ def render_pdf_page(path: str | Path, page: int, dpi: float | None, max_pixels: 
             resolution = dpi or scan_dpi(pg) or PDF_DPI
             w_pt, h_pt = pg.get_size()
             w, h = round(w_pt * resolution / 72), round(h_pt * resolution / 72)
-            if w * h > max_pixels:
-                raise DataError(
-                    f"{p}#page={page} is too large at {resolution:.0f} dpi: {w}x{h} pixels "
-                    f"(limit {max_pixels:,}); give a lower --pdf-dpi"
+            if not (math.isfinite(w_pt) and math.isfinite(h_pt) and w_pt > 0 and h_pt > 0):
+                raise DataError(f"{p}#page={page}: the page has no usable size ({w_pt} x {h_pt} pt)")
+            if w * h > max_pixels:  # rendered at the resolution that fits, with a note
+                wanted = resolution
+                resolution *= math.sqrt(max_pixels / (w * h)) * 0.999
+                w, h = round(w_pt * resolution / 72), round(h_pt * resolution / 72)
+                if min(w, h) < 1:
+                    raise DataError(
+                        f"{p}#page={page}: a {w_pt:.0f} x {h_pt:.0f} pt page is too large to render"
+                    )
+                warnings.warn(
+                    f"{p}#page={page}: {wanted:.0f} dpi would give over {max_pixels:,} pixels; rendered at "
+                    f"{resolution:.0f} dpi ({w}x{h})",
+                    ImageReduced,
+                    stacklevel=3,
                 )
             bitmap = pg.render(scale=resolution / 72, grayscale=True)
             gray = np.array(bitmap.to_numpy(), dtype=np.uint8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from htrlab.errors import DataError
+from htrlab.errors import DataError, ImageReduced
 
 # Pillow's own guard against decompression bombs, made explicit: 200 megapixels is far above any scanned page.
-MAX_PIXELS = 200_000_000
+MAX_PIXELS = 200_000_000  # larger images are read at a reduced resolution (a note says so) ...
+MAX_REDUCED_PIXELS = 2 * MAX_PIXELS  # ... up to this size (JPEG: 64 x MAX_PIXELS); larger ones are refused
 MAX_COORD = 1_000_000  # no page coordinate lies further from the origin (1 m at 25,000 dpi)
 
 
@@ -52,11 +54,10 @@ def load_gray(path: str | Path, page: int | None = None, dpi: float | None = Non
 
 @functools.lru_cache(maxsize=4)
 def _load_gray_cached(path: str, page: int | None = None, dpi: float | None = None) -> np.ndarray:
-    from htrlab.data.documents import is_pdf, render_pdf_page
+    from htrlab.data.documents import check_file, is_pdf, render_pdf_page
 
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"image file not found: {p}")
+    check_file(p)
     name = f"{p}#page={page}" if page is not None else str(p)
     if is_pdf(p):
         arr = render_pdf_page(p, page or 1, dpi, MAX_PIXELS)
@@ -68,30 +69,56 @@ def _load_gray_cached(path: str, page: int | None = None, dpi: float | None = No
     return arr
 
 
+_OPEN_LOCK = threading.Lock()
+
+
+def open_image(p: Path) -> Image.Image:
+    """Open an image file (its header: no pixels are decoded yet). Pillow's own pixel limit (89.5 MP, which
+    would refuse an ordinary 13,000 x 13,000 scan) is replaced by htrlab's: :func:`load_gray` decides by
+    :data:`MAX_PIXELS` and :data:`MAX_REDUCED_PIXELS` before decoding."""
+    with _OPEN_LOCK:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(p)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+
+
 def _read_image(p: Path, page: int | None, name: str) -> np.ndarray:
-    if p.stat().st_size == 0:
-        raise DataError(f"cannot read image {p}: the file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(p) as im:
-                if page is not None:
-                    frames = int(getattr(im, "n_frames", 1))
-                    if not 1 <= page <= frames:
-                        raise DataError(f"{p} has {frames} page(s): there is no page {page}")
-                    im.seek(page - 1)
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise DataError(f"image {name} is too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
-                im.load()
-                arr = to_gray(im)
+        with open_image(p) as im:
+            if page is not None:
+                frames = int(getattr(im, "n_frames", 1))
+                if not 1 <= page <= frames:
+                    raise DataError(f"{p} has {frames} page(s): there is no page {page}")
+                im.seek(page - 1)
+            w, h = im.size
+            scale = 1.0 if w * h <= MAX_PIXELS else math.sqrt(MAX_PIXELS / (w * h))
+            if scale < 1.0:
+                # JPEG decodes at 1/2, 1/4 or 1/8 of its size at once (no full-size pixels in memory); any other
+                # format is decoded whole, so only up to MAX_REDUCED_PIXELS
+                if im.format == "JPEG" and w * h <= 64 * MAX_PIXELS:
+                    im.draft(im.mode, (math.ceil(w * scale), math.ceil(h * scale)))
+                elif w * h > MAX_REDUCED_PIXELS:
+                    raise DataError(
+                        f"image {name} is too large: {w}x{h} pixels (htrlab reads up to {MAX_PIXELS:,} pixels "
+                        f"and reduces images of up to {MAX_REDUCED_PIXELS:,}, JPEG up to {64 * MAX_PIXELS:,})"
+                    )
+            im.load()
+            if scale < 1.0:
+                small = (max(1, round(w * scale)), max(1, round(h * scale)))
+                im = im.resize(small, Image.Resampling.BOX) if im.size != small else im
+                warnings.warn(
+                    f"{name}: {w}x{h} pixels is over htrlab's {MAX_PIXELS:,}; read at {small[0]}x{small[1]}",
+                    ImageReduced,
+                    stacklevel=3,
+                )
+            arr = to_gray(im)
     except DataError:
         raise
     except UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"image {name} is too large to decode safely: {exc}") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError, MemoryError, EOFError) as exc:
         raise DataError(f"cannot read image {name}: {exc}") from exc
     return arr
 
