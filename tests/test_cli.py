@@ -375,3 +375,55 @@ def test_gflops_of_autoregressive_reading_grow_with_the_tokens_generated() -> No
     model.cfg.max_length = 16  # random weights never stop early: 16 steps
     long = gflops_per_line(engine, line)
     assert short is not None and long is not None and 0 < short < long
+
+
+def _pages_with_a_bad_one(tmp_path: Path) -> Path:
+    """Three PAGE-XML pages: two good ones (train, test), one whose image is missing (test)."""
+    from conftest import make_page
+
+    data = tmp_path / "pages"
+    data.mkdir()
+    for name in ("good", "gone", "fine"):
+        make_page(data, ["hello world", "jolly fox"], name=name)
+    (data / "gone.png").unlink()
+    (data / "splits.tsv").write_text("page\tsplit\ngood\ttrain\ngone\ttest\nfine\ttest\n")
+    return data
+
+
+def test_evaluate_names_what_it_could_not_read(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt, _ = tiny_checkpoint
+    data = _pages_with_a_bad_one(tmp_path)
+    assert main(["evaluate", str(ckpt), str(data), "--splits", "test", "--json", "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)
+    assert len(result["skipped_when_opened"]) == 1 and "gone.xml" in result["skipped_when_opened"][0]
+    assert result["results"][0]["lines"] == 2
+    assert "1 pages or lines of" in err and "gone.xml" in err
+
+
+def test_train_names_what_it_could_not_read(tmp_path: Path) -> None:
+    from htrlab.train.checkpoint import read_meta
+    from htrlab.train.loop import load_run_config, train
+
+    data = _pages_with_a_bad_one(tmp_path)
+    (data / "splits.tsv").write_text("page\tsplit\ngood\ttrain\ngone\ttrain\nfine\tval\n")
+    cfg = load_run_config(
+        None,
+        [
+            f"data.dataset={data}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "data.on_error=skip",
+            "model.tiny=true",
+            "preprocess.height=32",
+            "train.max_steps=1",
+            "train.eval_every=1",
+            "train.batch_size=2",
+            "train.progress=false",
+            "train.device=cpu",
+        ],
+    )
+    train(cfg)
+    assert "gone.xml" in (tmp_path / "run" / "skipped.txt").read_text()
+    assert read_meta(tmp_path / "run" / "best.safetensors").data["skipped_when_opened"] == 1

@@ -417,3 +417,16 @@ def test_alto_box_and_baseline_beyond_any_page(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("HEIGHT=", 'BASELINE="1e300" HEIGHT='))
     problems = Problems("skip")
     assert read_alto_file(path, problems)[0].baseline is None and "BASELINE" in problems.messages[0]
+
+
+def test_format_is_detected_from_the_files_that_parse(tmp_path: Path) -> None:
+    make_page(tmp_path, ["hello world"], name="b-page")
+    (tmp_path / "a-broken.xml").write_text("<PcGts><Page")  # sorts first
+    assert detect_format(tmp_path) == "page"
+    ds = open_dataset(tmp_path, on_error="skip")
+    assert [s.text for s in ds.samples] == ["hello world"] and "a-broken.xml" in ds.skipped[0]
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "x.xml").write_text("<html/>")
+    with pytest.raises(DataError, match=r"no PAGE-XML or ALTO file .*x\.xml: neither"):
+        detect_format(only_bad)

@@ -73,6 +73,14 @@ def run(args: argparse.Namespace) -> int:
         decoder=make_decoder(args, loaded.charset),
     )
     trained_on = loaded.meta.data.get("train_split")
+    unread = [*dataset.skipped, *(m for r in results for m in r.skipped_lines)]
+    if unread:
+        print(
+            f"note: {len(unread)} pages or lines of {args.dataset} could not be read and are not scored "
+            f"({', '.join(f'{r.split}: {r.skipped}' for r in results)}, {len(dataset.skipped)} when the "
+            f"dataset was opened); e.g. {unread[0]}" + ("" if args.json else "; --json lists them all"),
+            file=sys.stderr,
+        )
     for r in results:
         warning = not_reading([p["ref"] for p in r.predictions], [p["hyp"] for p in r.predictions])
         if warning:
@@ -94,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "checkpoint": str(args.checkpoint),
                     "dataset": str(args.dataset),
+                    "skipped_when_opened": list(dataset.skipped),
                     "results": [dict(r.row(), predictions=r.predictions) for r in results],
                 }
             ),

@@ -133,8 +133,20 @@ def detect_format(path: Path) -> str:
     xmls = sorted(xml_dir.glob("*.xml"))
     if not xmls and (path / "page").is_dir():
         xmls = sorted((path / "page").glob("*.xml"))
-    if xmls:
-        return _xml_kind(xmls[0])
+    # decided by the first files that parse: one broken file does not refuse the dataset (it is reported by
+    # name when the pages are read)
+    errors = []
+    for xml in xmls:
+        try:
+            return _xml_kind(xml)
+        except DataError as exc:
+            errors.append(str(exc))
+            if len(errors) >= 100:
+                break
+    if errors:
+        raise DataError(
+            f"{path}: no PAGE-XML or ALTO file among the first {len(errors)} XML files; {errors[0]}"
+        )
     return "folder"
 
 

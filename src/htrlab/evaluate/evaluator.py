@@ -26,8 +26,9 @@ class SplitResult:
     chars: int
     words: int
     leaked: int  # lines among the checkpoint's training lines (same image, or same id and text)
-    skipped: int
+    skipped: int  # lines of this split that could not be read (on_error=skip), named in skipped_lines
     seconds: float
+    skipped_lines: list[str] = field(default_factory=list)
     predictions: list[dict[str, Any]] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list, repr=False)  # preprocessed lines, for reports
 
@@ -91,6 +92,7 @@ def evaluate_splits(
                 leaked,
                 len(lines.skipped),
                 round(secs, 2),
+                list(lines.skipped),
                 rows,
                 lines.images,
             )

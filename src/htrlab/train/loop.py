@@ -305,12 +305,14 @@ def _width_validator(model: nn.Module, charset: Charset):
     return check
 
 
-def _extra_samples(cfg: RunConfig) -> list[tuple[Any, list[LineSample]]]:
-    """The lines of each ``data.extra_train`` entry (empty lines dropped, a seeded subset when capped)."""
+def _extra_samples(cfg: RunConfig, unread: list[str]) -> list[tuple[Any, list[LineSample]]]:
+    """The lines of each ``data.extra_train`` entry (empty lines dropped, a seeded subset when capped); what
+    could not be read when a set was opened is added to ``unread``."""
     out = []
     for k, extra in enumerate(cfg.data.extra_train):
         crop = extra.line_crop or cfg.data.line_crop
         ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=crop)
+        unread += ds.skipped
         samples = ds.split(extra.split) if extra.split else list(ds.samples)
         samples = [s for s in samples if s.text]
         if crop != cfg.data.line_crop:  # the main dataset's lines cut another way are other training lines
@@ -465,7 +467,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     )
     if not train_samples:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
-    extra_sets = _extra_samples(cfg)
+    unread_pages = list(
+        ds.skipped
+    )  # pages and lines not readable when the datasets were opened (on_error=skip)
+    extra_sets = _extra_samples(cfg, unread_pages)
     all_train = train_samples + [s for _, samples in extra_sets for s in samples]
     charset = Charset.from_texts(s.text for s in all_train)
     warm = None
@@ -550,14 +555,14 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         )
         if dropped_train or dropped_val:
             _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
-        if train_lines.skipped or val_lines.skipped:
+        unread = unread_pages + train_lines.skipped + val_lines.skipped
+        if unread:
             skipped_file = out_dir / "skipped.txt"
-            skipped_file.write_text(
-                "\n".join(train_lines.skipped + val_lines.skipped) + "\n", encoding="utf-8"
-            )
+            skipped_file.write_text("\n".join(unread) + "\n", encoding="utf-8")
             _log(
-                f"data: skipped {len(train_lines.skipped)} train / {len(val_lines.skipped)} val samples "
-                f"(on_error=skip), all listed in {skipped_file}; e.g. {(train_lines.skipped + val_lines.skipped)[0]}"
+                f"data: skipped {len(unread_pages)} pages or lines when opening the data, {len(train_lines.skipped)} "
+                f"train / {len(val_lines.skipped)} val samples when preparing them (on_error=skip), all listed in "
+                f"{skipped_file}; e.g. {unread[0]}"
             )
         if unknown_val:
             _log(
@@ -673,6 +678,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "train_lines": len(train_lines),
         "val_lines": len(val_lines),
         "skipped_train_lines": len(train_lines.skipped),
+        "skipped_when_opened": len(unread_pages),
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
         "train_line_keys": [line_key(i, t) for i, t in zip(train_lines.ids, train_lines.texts)],
