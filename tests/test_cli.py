@@ -427,3 +427,42 @@ def test_train_names_what_it_could_not_read(tmp_path: Path) -> None:
     train(cfg)
     assert "gone.xml" in (tmp_path / "run" / "skipped.txt").read_text()
     assert read_meta(tmp_path / "run" / "best.safetensors").data["skipped_when_opened"] == 1
+
+
+def test_unwritable_outputs_fail_before_the_work_and_never_lose_results(
+    tiny_checkpoint: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from htrlab.cli.common import write_output
+    from htrlab.errors import DataError
+
+    ckpt, data = tiny_checkpoint
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["evaluate", str(ckpt), str(data), "-o", str(blocker / "out.md")]) == 2
+    assert "-o " in capsys.readouterr().err
+    assert main(["evaluate", str(ckpt), str(data), "--report", str(blocker / "r.html")]) == 2
+    image = tmp_path / "line.png"
+    save_png(render_line("abc"), image)
+    rc = main(["recognize", "-m", str(ckpt), str(image), "--format", "page-xml", "-o", str(blocker / "xml")])
+    assert rc == 2 and "cannot create the folder" in capsys.readouterr().err
+    assert main(["recognize", "-m", str(ckpt), str(image), "--show", str(blocker / "show")]) == 2
+    # a file that cannot be written when the results are ready: they go to stdout, the error names the file
+    (tmp_path / "folder.md").mkdir()
+    with pytest.raises(DataError, match=r"cannot write .*folder\.md .*written to stdout instead"):
+        write_output("| split | lines |", str(tmp_path / "folder.md"))
+    assert capsys.readouterr().out == "| split | lines |\n"
+
+
+def test_an_unwritable_cache_means_running_without_one(
+    tiny_checkpoint: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ckpt, data = tiny_checkpoint
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("HTRLAB_CACHE", str(blocker / "cache"))
+    assert main(["evaluate", str(ckpt), str(data), "--splits", "test"]) == 0
+    out, err = capsys.readouterr()
+    assert "| test |" in out and "running without a cache" in err

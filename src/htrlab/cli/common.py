@@ -10,14 +10,44 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from htrlab.errors import ConfigError, DataError
+
+
+def check_writable(path: str | Path | None, option: str, folder: bool = False) -> None:
+    """Fail before the work, not after it, when ``option``'s file (or ``folder``) could not be written.
+
+    Raises:
+        ConfigError: naming the option, the path and the reason.
+    """
+    if not path:
+        return
+    p = Path(path)
+    where = p if folder else p.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {p}: cannot create the folder {where} ({exc.strerror or exc})") from exc
+    if not folder and p.is_dir():
+        raise ConfigError(f"{option} {p} is a folder: give a file name")
+    if not os.access(where, os.W_OK):
+        raise ConfigError(f"{option} {p}: the folder {where} is not writable")
+
 
 def write_output(text: str, out: str | None) -> None:
-    """Results go to stdout, or to ``-o FILE``."""
-    if out:
+    """Results go to stdout, or to ``-o FILE``; if the file cannot be written they go to stdout all the same
+    (a finished evaluation is never thrown away) and the error names the file."""
+    text = text if text.endswith("\n") else text + "\n"
+    if not out:
+        sys.stdout.write(text)
+        return
+    try:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        sys.stdout.write(text)
+        raise DataError(
+            f"cannot write {out} ({exc.strerror or exc}); the results were written to stdout instead"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -28,8 +58,12 @@ def output_stream(out: str | None) -> Iterator[TextIO]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", encoding="utf-8") as fh:
+    check_writable(out, "-o")
+    try:
+        fh = open(out, "w", encoding="utf-8")  # noqa: SIM115 (opened here to name a failure before the work)
+    except OSError as exc:
+        raise ConfigError(f"-o {out}: cannot write it ({exc.strerror or exc})") from exc
+    with fh:
         yield fh
 
 
@@ -281,6 +315,12 @@ def page_progress(sources: list[Any]) -> Any:
     from tqdm import tqdm
 
     return tqdm(sources, unit="page", disable=None if len(sources) > 1 else True, leave=False)
+
+
+def check_show(show: str | None, several: bool) -> None:
+    """``--show``'s folder (or the folder of its file) can be written: checked before the work."""
+    if show:
+        check_writable(show_path(show, "x", several).parent, "--show", folder=True)
 
 
 def show_path(show: str, stem: str, several: bool) -> Path:

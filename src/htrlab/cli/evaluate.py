@@ -10,6 +10,7 @@ from htrlab.cli.common import (
     add_engine_option,
     add_line_crop,
     add_on_error,
+    check_writable,
     dumps,
     make_decoder,
     write_output,
@@ -45,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
     from htrlab.evaluate.metrics import not_reading
 
+    check_writable(args.output, "-o")  # before the work: a finished evaluation is never lost
+    for path in args.report or []:
+        check_writable(path, "--report")
     loaded = load_engine(args.checkpoint, args.engine, precision=args.precision)
     wanted = [s.strip() for s in args.splits.split(",") if s.strip()]
     dataset = open_dataset(args.dataset, on_error=args.on_error, line_crop=args.line_crop)
@@ -91,11 +95,6 @@ def run(args: argparse.Namespace) -> int:
                 "(same image, or same line id and text). Its score on them measures memory, not reading.",
                 file=sys.stderr,
             )
-    if args.report:
-        from htrlab.evaluate.report import write_report
-
-        for path in args.report:
-            print(f"wrote {write_report(results, path)}", file=sys.stderr)
     if args.json:
         write_output(
             dumps(
@@ -110,4 +109,9 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         write_output(format_table(results), args.output)
+    if args.report:
+        from htrlab.evaluate.report import write_report
+
+        for path in args.report:
+            print(f"wrote {write_report(results, path)}", file=sys.stderr)
     return 0

@@ -59,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"htrlab {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (
+        OSError
+    ) as exc:  # a file or folder the system refused (full disk, permissions, ...): named, no traceback
+        if args.debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"htrlab {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"htrlab {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -15,6 +15,8 @@ from htrlab.cli.common import (
     add_on_error,
     add_orientation_option,
     add_segmenter_options,
+    check_show,
+    check_writable,
     input_pages,
     make_decoder,
     output_stream,
@@ -108,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         sources, failed = input_pages([Path(p) for p in args.images] or example_images(), args.on_error)
     except DataError as exc:
         raise DataError(f"{exc}{hint}") from exc
+    if xml:
+        check_writable(args.output, "-o", folder=True)
+    check_show(args.show, len(sources) > 1)
     targets = xml_targets(sources, Path(args.output)) if xml else {}
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)

@@ -166,6 +166,15 @@ def _evict(cache_dir: Path, keep: Path, limit: int) -> None:
         )
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        tqdm.write(message, file=sys.stderr)
+
+
 def _save(path: Path, lines: PreparedLines) -> None:
     widths = lines.widths
     flat = np.concatenate([im.reshape(-1) for im in lines.images]) if lines.images else np.zeros(0, np.uint8)
@@ -249,9 +258,15 @@ def prepare_lines(
         docs.append(s.doc_id)
     lines = PreparedLines(ids, texts, images, fps, docs, list(problems.messages))
     if cache_file is not None and images:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        _save(cache_file, lines)
-        _evict(cache_file.parent, cache_file, limit)
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            _save(cache_file, lines)
+            _evict(cache_file.parent, cache_file, limit)
+        except OSError as exc:  # the work is done: an unwritable cache costs the next run time, nothing else
+            _warn_once(
+                f"cache: cannot write preprocessed lines to {cache_file.parent} ({exc.strerror or exc}); "
+                "running without a cache (set HTRLAB_CACHE to a writable folder)"
+            )
     return _validated(lines, samples, validate, on_error)
 
 
