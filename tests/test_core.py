@@ -257,3 +257,33 @@ def test_engines_that_read_small_runs_get_batches_cut_into_them() -> None:
     Engine.lines_per_run = 0  # a whole batch per call
     emissions(Engine(), lines, batch_size=32)
     assert sorted(calls) == [3, 4]
+
+
+def test_control_bidi_and_emoji_characters_are_named(line_folder, tmp_path, capsys) -> None:
+    from htrlab.data import open_dataset
+    from htrlab.data.check import check_dataset
+    from htrlab.text.normalize import odd_character_report, odd_characters
+    from htrlab.train.loop import load_run_config, train
+
+    assert odd_characters("pay \u202eyap 😀 \x07ok") == ["\u202e", "😀", "\x07"]
+    assert odd_characters("£5 é ∞ – “quoted”") == []
+    assert odd_character_report([("a", "plain")]) is None
+    (next(line_folder.rglob("train/*/*.txt"))).write_text("evil \u202eetxt 😀\n", encoding="utf-8")
+    report = check_dataset(open_dataset(line_folder), progress=False)
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in report.format_text() and "WARNING" in report.format_text()
+    cfg = load_run_config(
+        None,
+        [
+            f"data.dataset={line_folder}",
+            f"train.out_dir={tmp_path / 'run'}",
+            "model.tiny=true",
+            "preprocess.height=32",
+            "train.max_steps=1",
+            "train.eval_every=1",
+            "train.batch_size=2",
+            "train.progress=false",
+            "train.device=cpu",
+        ],
+    )
+    train(cfg)
+    assert "U+1F600" in capsys.readouterr().err

@@ -240,3 +240,27 @@ def test_recognize_names_a_bomb_and_a_link_loop_and_reads_the_rest(
     assert "symbolic link that leads nowhere" in rows["a.png"]
     assert "ERROR" not in rows["good.png"] and "Traceback" not in err
     assert main(["recognize", str(tmp_path), "--on-error", "skip"]) == 0  # the same as a folder
+
+
+def test_reading_a_folder_again_leaves_out_what_htrlab_wrote_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from htrlab.data.images import htrlab_output
+
+    folder = tmp_path / "scans"
+    save_png(render_line("hello world"), folder / "line.png")
+    save_pdf([blank(300, 400)], folder / "letter.pdf")
+    args = ["--layout", "line", "--on-error", "skip"]
+    assert main(["recognize", str(folder), *args, "--show", str(folder)]) == 0
+    assert main(["recognize", str(folder), *args, "--format", "page-xml", "-o", str(folder)]) == 0
+    drawn = folder / "line.lines.png"
+    assert htrlab_output(drawn) == "lines drawn on a page"
+    assert htrlab_output(folder / "letter-p001.png") == "page image for its XML"
+    assert htrlab_output(folder / "line.png") is None
+    capsys.readouterr()
+    assert main(["recognize", str(folder), *args]) == 0
+    out, err = capsys.readouterr()
+    assert sorted(Path(r.split("\t")[0]).name for r in out.splitlines()) == ["letter.pdf#page=1", "line.png"]
+    assert "left out 3 image(s) htrlab wrote itself" in err
+    assert main(["recognize", str(drawn), *args]) == 0  # named on its own: read
+    assert "line.lines.png" in capsys.readouterr().out

@@ -341,9 +341,10 @@ def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, 
     sources: list[PageSource] = []
     failed: dict[PageSource, str] = {}
     files: list[Path] = []
+    ours: list[Path] = []
     for p in paths:
         try:
-            files += expand_inputs([p])
+            files += expand_inputs([p], ours)
         except DataError as exc:
             if on_error == "error":
                 raise
@@ -365,6 +366,12 @@ def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, 
                 raise
             sources.append(PageSource(f))
             failed[sources[-1]] = str(exc)
+    if ours:
+        print(
+            f"note: left out {len(ours)} image(s) htrlab wrote itself in the folders given (lines drawn by "
+            f"--show, pages saved beside their XML, sample grids), e.g. {ours[0]}; name a file to read it",
+            file=sys.stderr,
+        )
     return sources, failed
 
 
@@ -389,12 +396,13 @@ def write_layout_xml(fmt: str, src: Any, layout: Any, gray: Any, target: Path) -
     beside it as PNG, the image the XML's coordinates refer to."""
     from PIL import Image
 
+    from htrlab.data.images import save_output_image
     from htrlab.segment.export import write_alto, write_page_xml
 
     target.parent.mkdir(parents=True, exist_ok=True)
     image = src.path
     if not src.has_image_file:
         image = target.with_suffix(".png")
-        Image.fromarray(gray).save(image)
+        save_output_image(Image.fromarray(gray), image, "page image for its XML")
     rel = os.path.relpath(image.resolve(), target.parent.resolve())
     return (write_page_xml if fmt == "page-xml" else write_alto)(layout, rel, target)

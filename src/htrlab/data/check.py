@@ -23,6 +23,7 @@ import numpy as np
 from htrlab.data.dataset import Dataset
 from htrlab.data.prepared import PreparedLines, prepare_lines
 from htrlab.data.preprocess import PreprocessConfig
+from htrlab.text.normalize import odd_character_report
 
 
 def thumbnail_vector(image: np.ndarray, rows: int = 16, cols: int = 64) -> np.ndarray:
@@ -63,6 +64,7 @@ class CheckReport:
     identical_texts: list[tuple[str, str, str]] = field(default_factory=list)
     short_repeated_texts: int = 0
     unsplit_lines: int = 0
+    odd_characters: str | None = None  # control / invisible / emoji characters in transcriptions, and where
 
     @property
     def leakage(self) -> bool:
@@ -83,6 +85,8 @@ class CheckReport:
         if self.unsplit_lines:
             out.append(f"  {self.unsplit_lines} lines belong to no split")
         out.append(f"charset ({len(self.charset)}): {''.join(self.charset)!r}")
+        if self.odd_characters:
+            out.append(f"WARNING: {self.odd_characters}")
         for split, chars in self.unseen_chars.items():
             if chars:
                 out.append(f"  characters in {split} never seen in train: {''.join(chars)!r}")
@@ -165,6 +169,7 @@ def check_dataset(
         problems=problems,
         empty_labels=[s.id for s in ds.samples if not s.text],
         unsplit_lines=sum(1 for s in ds.samples if not s.split),
+        odd_characters=odd_character_report([(s.id, s.text) for s in ds.samples]),
     )
     split_by_id = {s.id: s.split for s in ds.samples}
     # identical images

@@ -78,12 +78,17 @@ def is_pdf(path: str | Path) -> bool:
         return False
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """The files named, with each folder replaced by the image and PDF files under it (sorted by path).
+def expand_inputs(paths: Iterable[str | Path], left_out: list[Path] | None = None) -> list[Path]:
+    """The files named, with each folder replaced by the image and PDF files under it (sorted by path). Images
+    htrlab wrote itself into such a folder (lines drawn by ``--show``, pages saved beside their XML, sample grids;
+    :func:`~htrlab.data.images.htrlab_output`) are left out, and appended to ``left_out`` when given; a file
+    named on its own is always kept.
 
     Raises:
         DataError: for a folder that holds no image or PDF file.
     """
+    from htrlab.data.images import htrlab_output
+
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -101,7 +106,10 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
             raise DataError(
                 f"folder {p} holds no image or PDF files (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
             )
-        files += found
+        ours = [f for f in found if f.suffix.lower() != ".pdf" and htrlab_output(f)]
+        if left_out is not None:
+            left_out += ours
+        files += [f for f in found if f not in set(ours)]
     return files
 
 

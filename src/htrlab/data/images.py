@@ -200,3 +200,39 @@ def check_on_page(points: np.ndarray, width: int, height: int, source: str) -> N
         raise DataError(
             f"{source}: point ({int(far[0])}, {int(far[1])}) lies far outside the {width} x {height} page"
         )
+
+
+# Images htrlab writes for people to look at (lines drawn on a page, sample grids, a PDF page saved beside its
+# XML) carry this mark, so that reading a folder again does not read them as the user's pages.
+OUTPUT_MARK = "htrlab output"
+_EXIF_SOFTWARE = 0x0131
+
+
+def save_output_image(im: Image.Image, path: str | Path, kind: str) -> Path:
+    """Save ``im`` to ``path`` (format by its suffix) marked as an htrlab output of ``kind``."""
+    path = Path(path)
+    mark = f"{OUTPUT_MARK}: {kind}"
+    if path.suffix.lower() == ".png":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text("Software", mark)
+        im.save(path, pnginfo=info)
+    else:
+        exif = Image.Exif()
+        exif[_EXIF_SOFTWARE] = mark
+        try:
+            im.save(path, exif=exif)
+        except (TypeError, ValueError, OSError):  # a format without EXIF: saved unmarked
+            im.save(path)
+    return path
+
+
+def htrlab_output(path: str | Path) -> str | None:
+    """The kind of htrlab output ``path`` is (see :func:`save_output_image`), or None for any other file."""
+    try:
+        with open_image(Path(path)) as im:
+            mark = str(im.info.get("Software") or im.getexif().get(_EXIF_SOFTWARE) or "")
+    except Exception:  # not an image, unreadable, ...: not ours; reading it later names its problem
+        return None
+    return mark.split(": ", 1)[-1] if mark.startswith(OUTPUT_MARK) else None

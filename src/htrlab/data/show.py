@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from htrlab.data.augment import AugmentConfig, augment
+from htrlab.data.images import save_output_image
 from htrlab.data.preprocess import PreprocessConfig, preprocess, to_display
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
@@ -60,5 +61,4 @@ def render_grid(
         y += im.shape[0] + 8
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
+    return save_output_image(canvas, out, "sample grid")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from htrlab.data.images import save_output_image
 from htrlab.segment.lines import PageLayout
 
 _COLOURS = [(220, 40, 40), (30, 120, 220), (20, 160, 60), (200, 120, 0), (150, 50, 200)]
@@ -35,5 +36,4 @@ def draw_layout(gray: np.ndarray, layout: PageLayout, out: str | Path, max_side:
         d.text((x, max(0.0, y - size)), label, fill=(*c, 255), font=font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    im.save(out)
-    return out
+    return save_output_image(im, out, "lines drawn on a page")

@@ -36,6 +36,7 @@ from htrlab.evaluate.inference import frames_needed, min_width_for, predict
 from htrlab.evaluate.metrics import count_errors, not_reading
 from htrlab.models.registry import build_model, count_parameters
 from htrlab.text.charset import Charset
+from htrlab.text.normalize import odd_character_report
 from htrlab.train.checkpoint import make_meta, save_checkpoint
 from htrlab.train.config import RunConfig
 from htrlab.train.schedule import lr_factor
@@ -564,6 +565,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 f"train / {len(val_lines.skipped)} val samples when preparing them (on_error=skip), all listed in "
                 f"{skipped_file}; e.g. {unread[0]}"
             )
+        odd = odd_character_report([(i, t) for i, t in zip(train_lines.ids, train_lines.texts)])
+        if odd:
+            _log(f"data: WARNING: {odd}")
         if unknown_val:
             _log(
                 f"data: validation text has characters never seen in training: {unknown_val!r} "
