@@ -137,8 +137,8 @@ def page_count(path: str | Path) -> int:
             return int(getattr(im, "n_frames", 1)) if im.format == "TIFF" else 1
     except UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot read image {p}: {exc}") from exc
+    except Exception as exc:  # any error of Pillow's decoders on a damaged file (see images._read_image)
+        raise DataError(f"cannot read image {p}: {exc or type(exc).__name__}") from exc
 
 
 def check_file(p: Path) -> None:

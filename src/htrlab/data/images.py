@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -69,24 +71,32 @@ def _load_gray_cached(path: str, page: int | None = None, dpi: float | None = No
     return arr
 
 
-_OPEN_LOCK = threading.Lock()
+_PILLOW_LIMIT_LOCK = threading.RLock()
 
 
-def open_image(p: Path) -> Image.Image:
-    """Open an image file (its header: no pixels are decoded yet). Pillow's own pixel limit (89.5 MP, which
-    would refuse an ordinary 13,000 x 13,000 scan) is replaced by htrlab's: :func:`load_gray` decides by
-    :data:`MAX_PIXELS` and :data:`MAX_REDUCED_PIXELS` before decoding."""
-    with _OPEN_LOCK:
+@contextlib.contextmanager
+def _htrlab_limits() -> Iterator[None]:
+    """Pillow's own pixel limit (89.5 MP, checked when a file is opened and again when it is decoded; it would
+    refuse an ordinary 13,000 x 13,000 scan) is set aside while htrlab reads: :func:`load_gray` decides by
+    :data:`MAX_PIXELS` and :data:`MAX_REDUCED_PIXELS` before anything is decoded. Pillow's setting is global,
+    so readers take turns."""
+    with _PILLOW_LIMIT_LOCK:
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
         try:
-            return Image.open(p)
+            yield
         finally:
             Image.MAX_IMAGE_PIXELS = limit
 
 
+def open_image(p: Path) -> Image.Image:
+    """Open an image file (its header: no pixels are decoded yet) under htrlab's size limits, not Pillow's."""
+    with _htrlab_limits():
+        return Image.open(p)
+
+
 def _read_image(p: Path, page: int | None, name: str) -> np.ndarray:
     try:
-        with open_image(p) as im:
+        with _htrlab_limits(), open_image(p) as im:
             if page is not None:
                 frames = int(getattr(im, "n_frames", 1))
                 if not 1 <= page <= frames:
@@ -118,8 +128,11 @@ def _read_image(p: Path, page: int | None, name: str) -> np.ndarray:
         raise
     except UnidentifiedImageError as exc:
         raise DataError(f"cannot read image {p}: not an image or an unsupported format") from exc
-    except (OSError, ValueError, SyntaxError, MemoryError, EOFError) as exc:
-        raise DataError(f"cannot read image {name}: {exc}") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # a backstop: not expected
+        raise DataError(f"image {name} is too large to decode safely: {exc}") from exc
+    except Exception as exc:  # Pillow's decoders raise many types on damaged files (TypeError, KeyError,
+        # struct.error, ...): any of them means this file cannot be read
+        raise DataError(f"cannot read image {name}: {exc or type(exc).__name__}") from exc
     return arr
 
 
