@@ -39,7 +39,9 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   start from PP-OCR's rows for the same characters. Input: grey line images scaled to height {height} px.{stem}
   Greedy CTC decoding.
 - **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
-  plus synthetic lines rendered from the Brown corpus: {extra}. Selected on the Hooker val split only.
+  plus: {extra}. Synthetic lines of the last stage are rendered from public-domain 19th-century books
+  (`../shared/data/text/pd`, see its SOURCES.tsv), those of the earlier stages from the Brown corpus. Selected
+  on the Hooker val split only.
   Synthetic handwriting uses Debian's handwriting font packages and Google Fonts' handwriting families from
   npm `@fontsource` (OFL-1.1/Apache-2.0 only), fetched by `scripts/fetch_fonts.sh`; printed lines use Debian's
   text fonts. No font ships with htrlab; test fonts are whole families held out (benchmarks/make_synth_sets.py).
@@ -145,7 +147,15 @@ def main() -> int:
             " (identical output on the line averaged over those pixels), so it sees finer strokes."
         ),
         hooker_lines=meta.data.get("train_lines", 0) - sum(e["lines"] for e in extra),
-        extra=", ".join(f"{e['lines']} lines of {Path(e['dataset']).name}/{e['split']}" for e in extra)
+        extra=", ".join(
+            f"{e['lines']} lines of {Path(e['dataset']).name}/{e['split']}"
+            + (
+                " (the same pages' lines cut by their outline polygons)"
+                if e.get("line_crop") == "polygon"
+                else ""
+            )
+            for e in extra
+        )
         or "none",
         command=results["command"],
         budget=results["budget_min"],
