@@ -58,7 +58,8 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   must be segmented into lines first (`htrlab recognize` does it). English, Latin script; characters outside its charset are never output.
 - **Licence and attribution:** trained on "Joseph Hooker HTR" (Schaefer & Litvine, 2023), CC-BY-SA 4.0, images
   © RBG Kew, reproduced with permission. These weights are shared under CC-BY-SA 4.0 with that attribution.
-  Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0.
+  Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0. Synthetic lines' text: public-domain
+  books (Project Gutenberg; titles and authors in htrlab's `../shared/data/text/pd/SOURCES.tsv`) in the last stage.
 """
 
 

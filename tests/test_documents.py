@@ -11,6 +11,7 @@ import pypdfium2 as pdfium
 import pytest
 from lxml import etree
 from PIL import Image
+from rapidfuzz.distance import Levenshtein
 
 from conftest import render_line, save_png
 from htrlab.cli.main import main
@@ -145,7 +146,11 @@ def test_recognize_reads_a_folder_page_by_page_and_reports_the_broken_file(
         ("c-broken.jpg", None),
     ]
     assert rows[0]["layout"] == rows[1]["layout"] == "page"
-    assert rows[0]["text"] == rows[1]["text"]  # the PDF's scan is read as the image itself is
+    # the PDF's scan is read at its own resolution, as the image itself is (its JPEG-coded pixels may differ
+    # slightly, so the readings may differ by a character or two)
+    assert abs(rows[0]["width"] - rows[1]["width"]) <= 1 and abs(rows[0]["height"] - rows[1]["height"]) <= 1
+    assert len(rows[0]["lines"]) == len(rows[1]["lines"])
+    assert Levenshtein.distance(rows[0]["text"], rows[1]["text"]) <= 0.02 * len(rows[0]["text"])
     assert len(rows[1]["lines"]) == len(PAGE_TEXT) and "seeds" in rows[1]["text"]
     assert (rows[2]["layout"], rows[2]["lines"], rows[2]["text"]) == ("blank", [], "")
     assert "c-broken.jpg" in rows[3]["error"] and "not an image" in rows[3]["error"]

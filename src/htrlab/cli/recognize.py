@@ -110,10 +110,10 @@ def run(args: argparse.Namespace) -> int:
         sources, failed = input_pages([Path(p) for p in args.images] or example_images(), args.on_error)
     except DataError as exc:
         raise DataError(f"{exc}{hint}") from exc
+    targets = xml_targets(sources, Path(args.output)) if xml else {}
     if xml:
         check_writable(args.output, "-o", folder=True)
     check_show(args.show, len(sources) > 1)
-    targets = xml_targets(sources, Path(args.output)) if xml else {}
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
     decoder = make_decoder(args, engine.charset)
     seg_cfg = segment_config(args)

@@ -65,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{src}: {problem}", file=sys.stderr)
     out = Path(args.output)
     single = len(sources) == 1 and out.suffix.lower() == ".xml"
+    targets = {sources[0]: out} if single else xml_targets(sources, out)
     check_writable(out, "-o", folder=not single)
     check_show(args.show, len(sources) > 1)
-    targets = {sources[0]: out} if single else xml_targets(sources, out)
     cfg = segment_config(args)
     engine = load_engine(args.model, "auto", 0) if args.orientation == "auto" else None
 

@@ -28,9 +28,9 @@ class SplitResult:
     leaked: int  # lines among the checkpoint's training lines (same image, or same id and text)
     skipped: int  # lines of this split that could not be read (on_error=skip), named in skipped_lines
     seconds: float
-    skipped_lines: list[str] = field(default_factory=list)
     predictions: list[dict[str, Any]] = field(default_factory=list)
     images: list[np.ndarray] = field(default_factory=list, repr=False)  # preprocessed lines, for reports
+    skipped_lines: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("predictions", "images")}
@@ -92,9 +92,9 @@ def evaluate_splits(
                 leaked,
                 len(lines.skipped),
                 round(secs, 2),
-                list(lines.skipped),
                 rows,
                 lines.images,
+                skipped_lines=list(lines.skipped),
             )
         )
     return results
