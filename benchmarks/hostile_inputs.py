@@ -13,7 +13,7 @@ Each command runs in a worker process (the CLI's ``main()``, as the ``htrlab`` c
 limit per case (``--timeout``; the worker is killed and restarted when it does not answer: a hang) and an
 address-space limit (``--memory-gb``). Outcomes: ``read`` (exit 0), ``clean error`` (exit 1 or 2 and one
 ``error:`` line), ``traceback`` (an exception escaped, or a traceback was printed), ``hang``, ``crash`` (the
-worker died). Peak memory is the largest resident size a worker reached.
+worker died), ``bad command`` (a usage error: the benchmark's own mistake, counted as a failure too). Peak memory is the largest resident size a worker reached.
 """
 
 from __future__ import annotations
@@ -67,6 +67,11 @@ def worker(memory_gb: float) -> None:
                 outcome, detail = "traceback", text[-400:]
             elif "ERROR:" in out.getvalue():  # recognize --on-error skip: the file's row names its problem
                 outcome, detail = "clean error", out.getvalue().split("ERROR:", 1)[1][:300].strip()
+            elif "usage:" in text or "unrecognized arguments" in text:
+                outcome, detail = (
+                    "bad command",
+                    text[-300:],
+                )  # the benchmark's own mistake: counted as a failure
             elif rc != 0:
                 lines = [ln for ln in text.splitlines() if "error:" in ln]
                 outcome = "clean error" if lines else "traceback"
@@ -248,7 +253,7 @@ def make_case(k: int, kind: str, base: dict[str, bytes], folder: Path, rng: rand
         (ds / "page.png").write_bytes((folder / "page-image.png").read_bytes())
         (ds / "splits.tsv").write_text(f"page\tsplit\np{k}\ttest\n")
         for argv in (
-            ["data", "check", str(ds), "--on-error", "skip"],
+            ["data", "check", str(ds), "--json"],
             ["evaluate", "default", str(ds), "--splits", "test", "--on-error", "skip"],
         ):
             cases.append({"argv": argv, "kind": kind, "how": how, "file": str(ds / f"p{k}.xml")})
@@ -320,7 +325,7 @@ def main() -> int:
         for i, case in enumerate(cases):
             r = {**case, **w.run(case, grace=30.0)}
             results.append(r)
-            if r["outcome"] in ("traceback", "hang", "crash"):
+            if r["outcome"] in ("traceback", "hang", "crash", "bad command"):
                 print(
                     f"{r['outcome']}: {' '.join(case['argv'][:1])} {case['kind']} {case['how']}: {r['detail'][-200:]}",
                     file=sys.stderr,
@@ -352,7 +357,7 @@ def main() -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"summary": summary, "results": results}, indent=1))
-    return 0 if not (counts["traceback"] or counts["hang"] or counts["crash"]) else 1
+    return 0 if not (counts["traceback"] or counts["hang"] or counts["crash"] or counts["bad command"]) else 1
 
 
 if __name__ == "__main__":
