@@ -140,3 +140,24 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     rc = main(["train", *set_args(overrides)])
     assert rc == 0
     return out / "best.safetensors", data
+
+
+def one_step_run(dataset: Path, out: Path, *extra: str) -> object:
+    """The run configuration of a tiny model trained one step on the CPU (for tests of what training reports)."""
+    from htrlab.train.loop import load_run_config
+
+    return load_run_config(
+        None,
+        [
+            f"data.dataset={dataset}",
+            f"train.out_dir={out}",
+            "model.tiny=true",
+            "preprocess.height=32",
+            "train.max_steps=1",
+            "train.eval_every=1",
+            "train.batch_size=2",
+            "train.progress=false",
+            "train.device=cpu",
+            *extra,
+        ],
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOOKER, render_line, save_png
+from conftest import HOOKER, one_step_run, render_line, save_png
 from htrlab.cli.main import main
 
 
@@ -405,25 +405,11 @@ def test_evaluate_names_what_it_could_not_read(
 
 def test_train_names_what_it_could_not_read(tmp_path: Path) -> None:
     from htrlab.train.checkpoint import read_meta
-    from htrlab.train.loop import load_run_config, train
+    from htrlab.train.loop import train
 
     data = _pages_with_a_bad_one(tmp_path)
     (data / "splits.tsv").write_text("page\tsplit\ngood\ttrain\ngone\ttrain\nfine\tval\n")
-    cfg = load_run_config(
-        None,
-        [
-            f"data.dataset={data}",
-            f"train.out_dir={tmp_path / 'run'}",
-            "data.on_error=skip",
-            "model.tiny=true",
-            "preprocess.height=32",
-            "train.max_steps=1",
-            "train.eval_every=1",
-            "train.batch_size=2",
-            "train.progress=false",
-            "train.device=cpu",
-        ],
-    )
+    cfg = one_step_run(data, tmp_path / "run", "data.on_error=skip")
     train(cfg)
     assert "gone.xml" in (tmp_path / "run" / "skipped.txt").read_text()
     assert read_meta(tmp_path / "run" / "best.safetensors").data["skipped_when_opened"] == 1

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import render_line
+from conftest import one_step_run, render_line
 from htrlab.config import from_dict, load_config
 from htrlab.data.augment import AugmentConfig, augment
 from htrlab.data.batching import bucket_batches, collate, shard_batches
@@ -263,7 +263,7 @@ def test_control_bidi_and_emoji_characters_are_named(line_folder, tmp_path, caps
     from htrlab.data import open_dataset
     from htrlab.data.check import check_dataset
     from htrlab.text.normalize import odd_character_report, odd_characters
-    from htrlab.train.loop import load_run_config, train
+    from htrlab.train.loop import train
 
     assert odd_characters("pay \u202eyap 😀 \x07ok") == ["\u202e", "😀", "\x07"]
     assert odd_characters("£5 é ∞ – “quoted”") == []
@@ -271,19 +271,6 @@ def test_control_bidi_and_emoji_characters_are_named(line_folder, tmp_path, caps
     (next(line_folder.rglob("train/*/*.txt"))).write_text("evil \u202eetxt 😀\n", encoding="utf-8")
     report = check_dataset(open_dataset(line_folder), progress=False)
     assert "U+202E RIGHT-TO-LEFT OVERRIDE" in report.format_text() and "WARNING" in report.format_text()
-    cfg = load_run_config(
-        None,
-        [
-            f"data.dataset={line_folder}",
-            f"train.out_dir={tmp_path / 'run'}",
-            "model.tiny=true",
-            "preprocess.height=32",
-            "train.max_steps=1",
-            "train.eval_every=1",
-            "train.batch_size=2",
-            "train.progress=false",
-            "train.device=cpu",
-        ],
-    )
+    cfg = one_step_run(line_folder, tmp_path / "run")
     train(cfg)
     assert "U+1F600" in capsys.readouterr().err
