@@ -196,3 +196,21 @@ def test_checkpoint_naming_a_hub_model_is_not_fetched(
     image = tmp_path / "line.png"
     save_png(render_line("abc"), image)
     assert main(["recognize", "-m", str(path), str(image)]) == 1
+
+
+def test_tampered_checkpoint_configuration_is_refused_before_allocating(tmp_path: Path) -> None:
+    """Channels of 10^5 in the metadata would build a model of 185 G weights; it is refused from the file's
+    header and a memoryless build, in well under a second."""
+    import dataclasses
+
+    cs = Charset(list("abc "))
+    model = build_model("htr-jand", len(cs), tiny=True)
+    meta = make_meta(model, "htr-jand", cs, PreprocessConfig(height=32))
+    bad = dataclasses.replace(
+        meta, model_config={**meta.model_config, "channels": [100_000, 100_000, 16, 16, 32]}
+    )
+    save_checkpoint(tmp_path / "bad.safetensors", model, bad)
+    with pytest.raises(
+        CheckpointError, match=r"bad.safetensors: its metadata describes a model of [\d,]+ weights"
+    ):
+        load_checkpoint(tmp_path / "bad.safetensors")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -127,6 +128,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     try:
         charset = Charset(meta.charset)
         preprocess = from_dict(PreprocessConfig, meta.preprocess, where="checkpoint.preprocess")
+        _refuse_oversized(path, meta.model_name, len(charset), meta.model_config)
         model = build_model(meta.model_name, len(charset), meta.model_config)
     except (ConfigError, ModelError) as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
@@ -172,6 +174,33 @@ def _refuse_outside_sources(path: Path, name: str, params: dict[str, Any]) -> No
                 f"{path}: names the pretrained model {named!r} but holds no copy of its architecture; a "
                 "checkpoint is loaded from its own file only, never fetched from a model hub or another folder"
             )
+
+
+def _stored_numel(path: Path) -> int:
+    """How many numbers the file's tensors hold, from its header alone."""
+    with open(path, "rb") as fh:
+        header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+    return sum(math.prod(v.get("shape", [])) for k, v in header.items() if k != "__metadata__")
+
+
+def _refuse_oversized(path: Path, name: str, classes: int, params: dict[str, Any]) -> None:
+    """A tampered configuration (channels of 10^5, say) would allocate a model of hundreds of GB before its
+    weights are found not to fit: the model is first built without memory (PyTorch's meta device) and
+    compared with what the file holds."""
+    try:
+        with torch.device("meta"):
+            probe = build_model(name, classes, params)
+        wanted = sum(t.numel() for t in probe.state_dict().values())
+    except (ConfigError, ModelError, CheckpointError):
+        raise
+    except Exception:  # an architecture that cannot be built without memory (ppocrv5-rec's ONNX graph)
+        return
+    stored = _stored_numel(path)
+    if wanted > 4 * stored + 1_000_000:
+        raise CheckpointError(
+            f"{path}: its metadata describes a model of {wanted:,} weights but the file holds {stored:,}; "
+            "the configuration does not belong to these weights"
+        )
 
 
 def _untied(model: nn.Module, missing: list[str], state: dict[str, torch.Tensor]) -> list[str]:
