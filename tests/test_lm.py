@@ -127,3 +127,63 @@ def test_cli_lm_build_and_evaluate_with_beam_lm(
     assert len(doc["grid"]) == 4 and doc["split"] == "val"
     assert doc["cer"] == min(g["cer"] for g in doc["grid"])
     assert main([*tune, "--split", "test", "-o", str(tuned)]) == 2
+
+
+def test_pruned_lm_is_normalised_smaller_and_read_by_kenlm(tmp_path: Path) -> None:
+    from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
+
+    text = TEXT * 3 + ["the hat", "a red cat", "that dog"]
+    full, pruned = build_char_ngram(text, order=5), build_char_ngram(text, order=5, prune=4)
+    assert [len(p) for p in pruned.probs[:2]] == [len(p) for p in full.probs[:2]]  # orders 1-2 kept whole
+    assert all(len(p) < len(q) for p, q in zip(pruned.probs[2:], full.probs[2:]))
+    for h in ["", BOS, BOS + "th", "the|", "cat", "zzz", "|c", "dog"]:
+        assert math.isclose(sum(pruned.prob(h, w) for w in pruned.vocab), 1.0, abs_tol=1e-9), h
+    arpa = pruned.write_arpa(tmp_path / "lm.arpa.gz")
+    assert arpa.read_bytes()[:2] == b"\x1f\x8b"  # gzipped, which KenLM reads
+    vocab = Dictionary()
+    for t in pruned.vocab:
+        vocab.add_entry("</s>" if t == EOS else t)
+    vocab.add_entry("<unk>")
+    kenlm = KenLM(str(arpa), vocab)
+    state, hist = kenlm.start(False), BOS
+    for ch in to_tokens("a red dog"):
+        state, score = kenlm.score(state, vocab.get_index(ch))
+        assert math.isclose(score, math.log10(pruned.prob(hist, ch)), abs_tol=1e-4), ch
+        hist += ch
+    with pytest.raises(ConfigError, match="prune"):
+        build_char_ngram(text, order=3, prune=-1)
+
+
+def test_lm_build_reproduces_its_file_byte_for_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    book = tmp_path / "book.txt"
+    para = "\u201cThe cat sat on the mat,\u201d she wrote \u2014 and the dog sat by the door of the house. "
+    book.write_text((para * 3 + "\n") * 4, encoding="utf-8")
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name / "lm.arpa.gz"
+        args = [
+            "lm",
+            "build",
+            "--order",
+            "4",
+            "--prune",
+            "2",
+            "--wrap",
+            "30",
+            "--text",
+            str(book),
+            "-o",
+            str(out),
+        ]
+        assert main(args) == 0
+        report = json.loads(capsys.readouterr().out)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    assert report["prune"] == 2 and report["lines"] == 4 * 9  # each paragraph cut into 9 lines of <= 30 chars
+    import gzip
+
+    arpa = gzip.decompress(outs[0]).decode()
+    assert "\u201c" not in arpa and "\u2014" not in arpa and '\t"' in arpa  # typographic quotes folded

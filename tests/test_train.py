@@ -10,10 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from conftest import set_args
+from htrlab.data.dataset import open_dataset
 from htrlab.errors import CheckpointError, ConfigError, DataError
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.train.checkpoint import load_checkpoint, read_meta
@@ -587,7 +589,7 @@ def test_extra_training_sets_are_mixed_in(line_folder: Path, tmp_path: Path) -> 
     meta = read_meta(tmp_path / "run" / "best.safetensors")
     assert len(meta.data["train_fingerprints"]) == 4 + 2  # the main train split and two extra lines
     assert meta.data["extra_train"] == [
-        {"dataset": str(extra), "split": "", "line_crop": "baseline", "lines": 2}
+        {"dataset": str(extra), "split": "", "line_crop": "mixed", "lines": 2}
     ]
     assert meta.data["val_lines"] == 2  # validation stays on the main dataset
 
@@ -600,16 +602,59 @@ def test_extra_set_cuts_page_lines_its_own_way(line_folder: Path, tmp_path: Path
     make_page(pages, ["zebra quiz", "jolly fox"])
     cfg = _cfg(line_folder, tmp_path / "run", "train.max_steps=1", "train.eval_every=1")
     cfg.data.extra_train = [
-        ExtraData(dataset=str(pages), split=""),
-        ExtraData(dataset=str(pages), split="", line_crop="polygon"),
+        ExtraData(dataset=str(pages), split="", line_crop="band"),
+        ExtraData(dataset=str(pages), split="", line_crop="polygon"),  # the former name of "outline"
     ]
     train(cfg)
     meta = read_meta(tmp_path / "run" / "best.safetensors")
-    assert [e["line_crop"] for e in meta.data["extra_train"]] == ["baseline", "polygon"]
+    assert [e["line_crop"] for e in meta.data["extra_train"]] == ["band", "outline"]
     band, outline = meta.data["train_fingerprints"][4:6], meta.data["train_fingerprints"][6:8]
     assert len(band) == len(outline) == 2 and not set(band) & set(outline)  # the same lines, cut two ways
-    with pytest.raises(ConfigError, match="line_crop"):
-        ExtraData(dataset=str(pages), line_crop="ink")
+    with pytest.raises(ConfigError, match="line crop"):
+        ExtraData(dataset=str(pages), line_crop="diagonal")
+
+
+def test_mixed_crops_prepare_every_style_and_draw_one_cut_per_line(tmp_path: Path) -> None:
+    from tests.conftest import make_page
+
+    from htrlab.train.loop import cut_every_way, draw_one_per_line, line_groups
+
+    make_page(tmp_path, ["zebra quiz", "jolly fox"])
+    samples = open_dataset(tmp_path).samples
+    cuts = cut_every_way(samples, "mixed", 2)
+    assert len(cuts) == 2 * 4 * 2
+    assert {(c.crop, c.variant) for c in cuts} == {
+        (s, k) for s in ("band", "outline", "box", "ink") for k in (1, 2)
+    }
+    plain = cut_every_way(samples, "mixed", 0)  # validation: every style's plain cut
+    assert [c.variant for c in plain] == [0] * 8 and len({c.id for c in plain}) == 8
+    assert cut_every_way(samples, "outline", 2) == samples
+    groups = line_groups([c.id for c in cuts])
+    assert groups.tolist() == [0] * 8 + [1] * 8
+    seen = set()
+    for epoch in range(20):
+        drawn = draw_one_per_line(groups, np.random.default_rng(epoch))
+        assert sorted(groups[drawn].tolist()) == [0, 1]  # one cut of every line per epoch
+        seen |= set(drawn.tolist())
+    assert len(seen) > 8  # and different cuts in different epochs
+    # the cuts really differ: a varied cut is reproducible, and not the plain one
+    a, b = cuts[0].load_image(), cuts[0].load_image()
+    assert np.array_equal(a, b) and not np.array_equal(a, plain[0].load_image())
+
+
+def test_training_on_mixed_crops_validates_every_style(tmp_path: Path) -> None:
+    from tests.conftest import make_page
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    make_page(pages, ["zebra quiz", "jolly fox", "box of 42", "a quiet day"])
+    (pages / "splits.tsv").write_text("page1\ttrain\n", encoding="utf-8")
+    cfg = _cfg(pages, tmp_path / "run", "train.max_steps=1", "train.eval_every=1", "data.crop_variants=1")
+    cfg.data.val_split = "train"
+    train(cfg)
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert meta.data["line_crop"] == "mixed"
+    assert meta.data["train_lines"] == 4 * 4 and meta.data["val_lines"] == 4 * 4
 
 
 def test_extra_training_set_without_text_is_an_error(line_folder: Path, tmp_path: Path) -> None:

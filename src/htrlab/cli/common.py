@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -80,13 +81,31 @@ def add_on_error(p: Any) -> None:
     )
 
 
+def line_crop_choice(allowed: tuple[str, ...]) -> Any:
+    """An argparse type for ``--line-crop``: the canonical style name, the former names accepted."""
+    from htrlab.data.linecrop import crop_style
+
+    def parse(name: str) -> str:
+        try:
+            return crop_style(name, allowed)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
 def add_line_crop(p: Any) -> None:
+    from htrlab.data.linecrop import LINE_CROPS
+
     p.add_argument(
         "--line-crop",
-        choices=["baseline", "polygon"],
-        default="baseline",
-        help="how lines of PAGE-XML/ALTO pages are cut out: a band around the baseline, straightened "
-        "(default; as the bundled model was trained) or the outline polygon with the rest masked",
+        type=line_crop_choice(LINE_CROPS),
+        metavar="{band,outline,box,ink}",
+        default="band",
+        help="how lines of PAGE-XML/ALTO pages are cut out: band = around the baseline, straightened (default; "
+        "htrlab's own cut); outline = the line's polygon masked to paper and cropped to its box (as "
+        "Transkribus/eScriptorium export lines); box = the outline's box unmasked; ink = a tight box of the "
+        "line's own ink",
     )
 
 
@@ -108,6 +127,8 @@ def add_engine_option(p: Any) -> None:
 
 
 DECODER_HELP = (
+    "auto (default): for the bundled default model, beam search with its bundled character LM at the settings "
+    "tuned on Hooker val (docs/RESULTS.md), for other models greedy, or beam+lm when an LM is given; "
     "greedy (best path); beam (CTC prefix beam search); beam+LMS: beam search fused with language models, "
     "LMS one or more of char (--lm), word (--word-lm), neural (--neural-lm) joined by '+', or lm for every one "
     "given (beam+lm, beam+char+word, ...); rescore or rescore+LMS: N-best of that beam search rescored by a "
@@ -115,7 +136,7 @@ DECODER_HELP = (
 )
 _LM_PARTS = ("lm", "char", "word", "neural")
 _DEFAULTS: dict[str, Any] = {
-    "decoder": "greedy",
+    "decoder": "auto",
     "lm": None,
     "lm_weight": 0.5,
     "word_lm": None,
@@ -200,6 +221,23 @@ def apply_decoding_file(args: Any) -> None:
             setattr(args, k, v)
 
 
+def _auto_decoder(args: Any) -> str:
+    """What ``--decoder auto`` means for this model and these options; for the default model its bundled
+    settings fill the options left at their defaults."""
+    from htrlab.bundled import default_decoding, is_default_model
+
+    spec = getattr(args, "model", None) or getattr(args, "checkpoint", None)
+    bundled = default_decoding() if is_default_model(spec) else None
+    if bundled is None:
+        return "beam+lm" if args.lm or args.word_lm or args.neural_lm else "greedy"
+    if args.word_lm or args.neural_lm:  # the user's LMs, not the bundled settings
+        return "beam+lm"
+    for k, v in bundled.items():
+        if k != "decoder" and hasattr(args, k) and getattr(args, k) == _DEFAULTS.get(k):
+            setattr(args, k, v)
+    return str(bundled.get("decoder", "beam+lm"))
+
+
 def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str | None = None) -> Any:
     """The decoder ``name`` (default ``args.decoder``) with the options' settings; ``None`` = greedy.
 
@@ -211,6 +249,8 @@ def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str 
         apply_decoding_file(args)
         args._decoding_applied = True
     name = name or args.decoder
+    if name == "auto":
+        name = _auto_decoder(args)
     head, *parts = name.split("+")
     if head not in ("greedy", "beam", "rescore") or any(p not in _LM_PARTS for p in parts):
         raise ConfigError(f"unknown decoder {name!r}: {DECODER_HELP}")

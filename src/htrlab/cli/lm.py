@@ -23,6 +23,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--order", type=int, default=6, help="n-gram order of a character LM (word LMs are 3-grams)"
     )
     _add_text_sources(b)
+    b.add_argument(
+        "--prune",
+        type=int,
+        default=0,
+        help="leave out character n-grams of order 3 and above seen fewer than this many times (0 = keep all)",
+    )
+    b.add_argument(
+        "--wrap",
+        type=int,
+        default=0,
+        help="cut the --text lines (paragraphs) into lines of at most this many characters at spaces, as "
+        "handwritten lines are (0 = as they are)",
+    )
     b.add_argument("--model", help="a checkpoint: report LM characters it cannot output, and the reverse")
     b.set_defaults(func=run_build)
     n = lsub.add_parser("train-neural", help="train a neural (LSTM) character LM for beam+neural decoding")
@@ -83,6 +96,14 @@ def _gather_lines(args: argparse.Namespace) -> list[str]:
     from htrlab.errors import ConfigError, DataError
 
     lines = _read_text(args.text)
+    if getattr(args, "wrap", 0):
+        import textwrap
+
+        lines = [
+            part
+            for t in lines
+            for part in textwrap.wrap(t, args.wrap, break_long_words=False, break_on_hyphens=False)
+        ]
     if args.dataset:
         from htrlab.data.dataset import open_dataset
 
@@ -98,7 +119,7 @@ def _gather_lines(args: argparse.Namespace) -> list[str]:
 
 def _read_text(paths: list[str]) -> list[str]:
     from htrlab.errors import DataError
-    from htrlab.text.normalize import normalize_text
+    from htrlab.text.normalize import fold_typography, normalize_text
 
     lines = []
     for p in paths:
@@ -107,7 +128,7 @@ def _read_text(paths: list[str]) -> list[str]:
             raw = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: cannot read as UTF-8 text: {exc}") from exc
-        lines += [t for t in (normalize_text(x) for x in raw.splitlines()) if t]
+        lines += [t for t in (fold_typography(normalize_text(x)) for x in raw.splitlines()) if t]
     return lines
 
 
@@ -123,11 +144,12 @@ def run_build(args: argparse.Namespace) -> int:
         write_output(dumps({"output": str(args.output), "unit": "word", "order": 3, **facts}), None)
         return 0
     print(f"lm: {len(lines)} lines, {sum(map(len, lines))} characters, order {args.order}", file=sys.stderr)
-    lm = build_char_ngram(lines, args.order)
+    lm = build_char_ngram(lines, args.order, args.prune)
     path = lm.write_arpa(args.output)
     report: dict[str, object] = {
         "output": str(path),
         "order": args.order,
+        "prune": args.prune,
         "lines": len(lines),
         "vocabulary": len(lm.vocab),
         "ngrams": [len(p) for p in lm.probs],

@@ -18,6 +18,7 @@ from htrlab.cli.common import (
     check_show,
     check_writable,
     input_pages,
+    line_crop_choice,
     make_decoder,
     output_stream,
     page_progress,
@@ -66,10 +67,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--line-crop",
-        choices=["auto", "baseline", "polygon"],
+        type=line_crop_choice(("auto", "band", "outline")),
+        metavar="{auto,band,outline}",
         default="auto",
-        help="how the found lines of a page are cut out: baseline (a band around the baseline, straightened, "
-        "as the default model's training lines of letters), polygon (the line's outline, upright, trimmed), "
+        help="how the found lines of a page are cut out: band (around the baseline, straightened, as htrlab "
+        "cuts the lines of PAGE-XML pages), outline (the line's outline, upright, trimmed), "
         "or auto: read the page both ways and keep the way the model is more confident of (docs/RESULTS.md)",
     )
     add_orientation_option(

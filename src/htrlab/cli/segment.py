@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             gray = load_gray(src.path, src.page, args.pdf_dpi)
             found = oriented_line_cuts(
-                gray, "page", cfg, str(src), "polygon", args.orientation, read if engine else None
+                gray, "page", cfg, str(src), "outline", args.orientation, read if engine else None
             )
             layout = found.layout
         except DataError as exc:

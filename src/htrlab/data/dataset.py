@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from htrlab.data.linecrop import LINE_CROPS
+from htrlab.data.linecrop import crop_style
 from htrlab.data.readers import (
     Problems,
     read_alto_file,
@@ -22,7 +22,7 @@ from htrlab.data.readers import (
 )
 from htrlab.data.readers.common import local, parse_xml
 from htrlab.data.sample import LineSample
-from htrlab.errors import ConfigError, DataError
+from htrlab.errors import DataError
 
 FORMATS = ("page", "alto", "iam", "bentham", "cvl", "folder", "tsv")
 
@@ -157,7 +157,7 @@ def open_dataset(
     seed: int = 0,
     iam_protocol: str = "aachen",
     language: str | None = "en",
-    line_crop: str = "baseline",
+    line_crop: str = "band",
 ) -> Dataset:
     """Open a dataset: ``PATH`` (format detected) or ``FORMAT:PATH`` (one of :data:`FORMATS`).
 
@@ -165,16 +165,16 @@ def open_dataset(
     partitions, CVL train/test sets, ``train/``/``val/``/``test/`` folders, a TSV split column); lines without one
     are split by document (or writer) with a fixed hash, never line by line.
 
-    ``line_crop`` says how lines of page formats (PAGE-XML, ALTO) are cut from their pages: ``"baseline"``
-    (a band around the baseline, straightened; lines without a baseline fall back to their outline) or
-    ``"polygon"`` (the outline, the rest masked); see :mod:`htrlab.data.linecrop`.
+    ``line_crop`` says how lines of page formats (PAGE-XML, ALTO) are cut from their pages: ``"band"``
+    (around the baseline, straightened; lines without a baseline fall back to their outline), ``"outline"``
+    (the rest masked), ``"box"`` (the outline's box) or ``"ink"`` (a tight box of the line's ink); see
+    :func:`htrlab.data.linecrop.cut_line`.
 
     Raises:
         DataError: the path does not exist, the format is unknown or the data is malformed.
         ConfigError: an unknown ``line_crop``.
     """
-    if line_crop not in LINE_CROPS:
-        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
+    line_crop = crop_style(line_crop)
     text = str(spec)
     fmt: str | None = None
     if ":" in text and text.split(":", 1)[0] in FORMATS:
@@ -224,7 +224,7 @@ def open_dataset(
 
 
 def load_split_images(
-    dataset: str | Path, split: str | None, max_lines: int = 0, line_crop: str = "baseline"
+    dataset: str | Path, split: str | None, max_lines: int = 0, line_crop: str = "band"
 ) -> tuple[list[np.ndarray], list[str]]:
     """Grayscale images and transcriptions of the non-empty lines of a split (all lines when ``split`` is
     ``None``), at most ``max_lines`` (0 = all), page lines cut as ``line_crop`` says (``htrlab.data.linecrop``).

@@ -25,13 +25,32 @@ import cv2
 import numpy as np
 
 from htrlab.data.images import background_level
-from htrlab.errors import DataError
+from htrlab.errors import ConfigError, DataError
 
-LINE_CROPS = ("baseline", "polygon")
+# How a page line is cut out (``data.line_crop``, ``evaluate --line-crop``): "band" around the baseline
+# (htrlab's own cut); "outline": the line's polygon masked to paper and cropped to its box (how Transkribus and
+# eScriptorium export lines); "box": the outline's box unmasked, neighbours' strokes included; "ink": a tight
+# box around the line's own ink. Training takes "mixed": every style, one drawn at random each time a line is.
+LINE_CROPS = ("band", "outline", "box", "ink")
+TRAIN_CROPS = (*LINE_CROPS, "mixed")
+_OLD_NAMES = {"baseline": "band", "polygon": "outline"}  # the names before the four styles (saved configs)
 BAND_ABOVE = 0.8  # band top: this fraction of the line spacing above the baseline
 BAND_BELOW = 0.4  # band bottom: this fraction below it
 BAND_MARGIN = 0.1  # added left and right of the line, as a fraction of the line spacing
 MAX_BAND_HEIGHT = 1000  # pixels; a larger band means a broken spacing estimate
+
+
+def crop_style(name: str, allowed: Sequence[str] = LINE_CROPS) -> str:
+    """The canonical name of a line crop style (``baseline``/``polygon`` are the former names of
+    ``band``/``outline``).
+
+    Raises:
+        ConfigError: a style not in ``allowed``.
+    """
+    style = _OLD_NAMES.get(name, name)
+    if style not in allowed:
+        raise ConfigError(f"unknown line crop {name!r}; choose from {', '.join(allowed)}")
+    return style
 
 
 def baseline_y(baseline: np.ndarray, xs: np.ndarray | float) -> np.ndarray:
@@ -157,3 +176,142 @@ def crop_baseline_band(
     return cv2.remap(
         page, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=int(paper)
     )
+
+
+def _outline_box(poly: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
+    x0, y0 = np.clip(poly.min(0), 0, [w, h]).astype(int)
+    x1, y1 = np.clip(poly.max(0) + 1, 0, [w, h]).astype(int)
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def ink_box(
+    page: np.ndarray, polygon: np.ndarray, reach: float, source: str = ""
+) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) around the line's own ink: the dark connected components lying mostly inside
+    the outline ``polygon``, searched ``reach`` pixels above and below it, so ascenders and descenders an
+    outline cuts through are kept whole and strokes of the neighbouring lines are left out. The outline's box
+    when no ink is found."""
+    ph, pw = page.shape[:2]
+    poly = np.asarray(polygon, dtype=np.int64).reshape(-1, 2)
+    x0, y0, x1, y1 = _outline_box(poly, pw, ph)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(f"{source}: line outline {poly.min(0).tolist()}-{poly.max(0).tolist()} is empty")
+    r = round(reach)
+    top, bottom = max(0, y0 - r), min(ph, y1 + r)
+    region = np.ascontiguousarray(page[top:bottom, x0:x1])
+    _, dark = cv2.threshold(region, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+    inside = np.zeros(region.shape, np.uint8)
+    if len(poly) >= 3:
+        cv2.fillPoly(inside, [(poly - [x0, top]).astype(np.int32)], 1)
+    else:
+        inside[y0 - top : y1 - top] = 1
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    if n <= 1:
+        return x0, y0, x1, y1
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    within = np.bincount(labels.ravel(), weights=inside.ravel().astype(np.float64), minlength=n)
+    # Otsu on a faint line picks paper texture too: specks under a thousandth of the region are not ink
+    keep = (within / np.maximum(area, 1) >= 0.5) & (area >= max(3.0, 1e-3 * inside.sum() / 10))
+    keep[0] = False
+    if not keep.any():
+        return x0, y0, x1, y1
+    s = stats[keep]
+    bx0 = int(s[:, cv2.CC_STAT_LEFT].min())
+    by0 = int(s[:, cv2.CC_STAT_TOP].min())
+    bx1 = int((s[:, cv2.CC_STAT_LEFT] + s[:, cv2.CC_STAT_WIDTH]).max())
+    by1 = int((s[:, cv2.CC_STAT_TOP] + s[:, cv2.CC_STAT_HEIGHT]).max())
+    # a stroke joined to a neighbouring line's descender or ascender must not carry the box into that line
+    slack = 0.35 * reach / 0.6
+    return x0 + bx0, max(top + by0, round(y0 - slack)), x0 + bx1, min(top + by1, round(y1 + slack))
+
+
+def _paper_tone(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper a user's scan or photo gives: dimmer or brighter, lit unevenly (a linear gradient across
+    the line), lower contrast."""
+    g = gray.astype(np.float32)
+    h, w = g.shape
+    level = rng.uniform(0.75, 1.05)
+    contrast = rng.uniform(0.6, 1.0)
+    angle = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ramp = (np.cos(angle) * xs / max(w, 1) + np.sin(angle) * ys / max(h, 1)).astype(np.float32)
+    light = level * (1.0 + rng.uniform(-0.25, 0.25) * ramp)
+    paper = float(np.percentile(g, 90))
+    out = (paper - contrast * (paper - g)) * light
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def cut_line(
+    page: np.ndarray,
+    style: str,
+    *,
+    polygon: np.ndarray | None = None,
+    baseline: np.ndarray | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    spacing: float | None = None,
+    rng: np.random.Generator | None = None,
+    source: str = "",
+) -> np.ndarray:
+    """One page line cut out in ``style`` (one of :data:`LINE_CROPS`): the one place that decides how a line
+    becomes a line image. With ``rng`` the cut varies as users' crops do (training): the band's height and
+    margins, extra paper or page around the other styles, outline masks filled with the paper's tone or with
+    white, the paper's tone and lighting. A line without the geometry a style needs falls back: a band needs a
+    baseline and the page's line spacing (else the outline), the other styles an outline (else the box).
+
+    Raises:
+        DataError: a line with no usable geometry or entirely outside the page.
+    """
+    from htrlab.data.images import background_level, crop_box, crop_polygon
+
+    h, w = page.shape[:2]
+    poly = None if polygon is None or len(polygon) < 2 else np.asarray(polygon, np.int64).reshape(-1, 2)
+    if style == "band" and baseline is not None and spacing:
+        if rng is None:
+            return crop_baseline_band(page, baseline, spacing, poly, source=source)
+        cut = crop_baseline_band(
+            page,
+            baseline,
+            spacing,
+            poly,
+            above=BAND_ABOVE * rng.uniform(0.8, 1.25),
+            below=BAND_BELOW * rng.uniform(0.75, 1.35),
+            margin=rng.uniform(0.0, 0.5),
+            source=source,
+        )
+        return _paper_tone(cut, rng) if rng.random() < 0.5 else cut
+    if poly is None:
+        if box is None:  # a line image of its own
+            return np.array(page)
+        x, y, bw, bh = box
+        poly = np.array([[x, y], [x + bw - 1, y + bh - 1]])
+    x0, y0, x1, y1 = _outline_box(poly, w, h)
+    tall = float(spacing) if spacing else float(max(y1 - y0, 8))  # the line's height, for margins
+    if style in ("band", "outline"):
+        if len(poly) < 3:
+            return crop_box(page, x0, y0, x1 - x0, y1 - y0, source)
+        cut = crop_polygon(page, poly, source)
+        if rng is None:
+            return cut
+        if rng.random() < 0.5:  # exports fill outside the outline with white, or with transparency read as it
+            inside = np.zeros(cut.shape, np.uint8)
+            cv2.fillPoly(inside, [(poly - [x0, y0]).astype(np.int32)], 1)
+            cut[inside == 0] = 255
+            fill = 255
+        else:
+            fill = background_level(cut)
+        t, b, left, right = (int(rng.uniform(0, f * tall)) for f in (0.2, 0.2, 0.5, 0.5))
+        cut = cv2.copyMakeBorder(cut, t, b, left, right, cv2.BORDER_CONSTANT, value=int(fill))
+        return _paper_tone(cut, rng) if rng.random() < 0.5 else cut
+    if style == "ink":
+        x0, y0, x1, y1 = ink_box(page, poly, 0.6 * tall, source)
+        reach = (0.15, 0.15, 0.4, 0.4)
+    elif style == "box":
+        reach = (0.15, 0.15, 0.4, 0.4)
+    else:
+        raise ConfigError(f"unknown line crop {style!r}; choose from {', '.join(LINE_CROPS)}")
+    if rng is None:  # the ink box gets the few pixels of paper a careful hand crop leaves
+        t = b = left = right = round(0.05 * tall) if style == "ink" else 0
+    else:
+        t, b, left, right = (int(rng.uniform(0, f * tall)) for f in reach)
+    cut = crop_box(page, x0 - left, y0 - t, x1 - x0 + left + right, y1 - y0 + t + b, source)
+    return _paper_tone(cut, rng) if rng is not None and rng.random() < 0.5 else cut

@@ -20,7 +20,7 @@ from htrlab.data.readers.common import Problems
 from htrlab.data.sample import LineSample
 from htrlab.errors import ConfigError, DataError
 
-CACHE_VERSION = 3  # bump whenever cropping or preprocessing changes what a line becomes
+CACHE_VERSION = 4  # bump whenever cropping or preprocessing changes what a line becomes
 _PARTIAL = ".tmp.npz"  # suffix of a cache file still being written (renamed into place when complete)
 
 
@@ -109,7 +109,7 @@ def _cache_key(samples: Sequence[LineSample], cfg: PreprocessConfig) -> str:
             digest = digests[s.image_path] = _file_digest(s.image_path)
         poly = s.polygon.tobytes() if s.polygon is not None else b""
         base = s.baseline.tobytes() if s.baseline is not None else b""
-        h.update(f"{s.id}\t{s.text}\t{digest}\t{s.box}\t{s.crop}\t{s.line_spacing}".encode())
+        h.update(f"{s.id}\t{s.text}\t{digest}\t{s.box}\t{s.crop}\t{s.variant}\t{s.line_spacing}".encode())
         h.update(poly)
         h.update(base)
     return h.hexdigest()[:20]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from htrlab.data.images import check_on_page, crop_box, crop_polygon, load_gray
-from htrlab.data.linecrop import crop_baseline_band
+from htrlab.data.images import check_on_page, load_gray
+from htrlab.data.linecrop import cut_line
 
 
 @dataclass
@@ -26,9 +27,12 @@ class LineSample:
         box: (x, y, w, h) line box on the page, when there is no polygon.
         baseline: (M, 2) [x, y] baseline on the page, where the format gives one.
         line_spacing: the page's line spacing in pixels (see :func:`htrlab.data.linecrop.line_spacing`).
-        crop: how a line is cut from its page: ``"baseline"`` (a band around the baseline, straightened; used
-            when the line has a baseline and its page a line spacing) or ``"polygon"`` (the outline's box,
-            pixels outside the outline set to paper).
+        crop: how a line is cut from its page, one of :data:`htrlab.data.linecrop.LINE_CROPS` (``"band"``
+            around the baseline, straightened, where the line has a baseline and its page a line spacing;
+            ``"outline"`` masked to paper; the outline's ``"box"``; the ``"ink"`` box); see
+            :func:`htrlab.data.linecrop.cut_line`.
+        variant: 0 = the style's plain cut; ``k > 0`` = the k-th randomly varied cut of this line (margins,
+            paper tone; reproducible), as training draws them.
     """
 
     id: str
@@ -41,7 +45,8 @@ class LineSample:
     box: tuple[int, int, int, int] | None = None
     baseline: np.ndarray | None = None
     line_spacing: float | None = None
-    crop: str = "baseline"
+    crop: str = "band"
+    variant: int = 0
 
     def load_image(self) -> np.ndarray:
         """Grayscale uint8 pixels (H, W) of this line (cropped from its page when needed)."""
@@ -53,10 +58,16 @@ class LineSample:
         if self.box is not None:
             x, y, w, h = self.box
             check_on_page(np.array([[x, y], [x + w, y + h]]), page.shape[1], page.shape[0], source)
-        if self.crop == "baseline" and self.baseline is not None and self.line_spacing:
-            return crop_baseline_band(page, self.baseline, self.line_spacing, self.polygon, source=source)
-        if self.polygon is not None:
-            return crop_polygon(page, self.polygon, source)
-        if self.box is not None:
-            return crop_box(page, *self.box, source=source)
-        return np.array(page)
+        rng = None
+        if self.variant:
+            rng = np.random.default_rng([self.variant, zlib.crc32(self.id.encode())])
+        return cut_line(
+            page,
+            self.crop,
+            polygon=self.polygon,
+            baseline=self.baseline,
+            box=self.box,
+            spacing=self.line_spacing,
+            rng=rng,
+            source=source,
+        )

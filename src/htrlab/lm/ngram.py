@@ -19,6 +19,8 @@ separator token of the decoders).
 
 from __future__ import annotations
 
+import gzip
+import io
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -93,14 +95,18 @@ class CharNgram:
                 g = gam.get(gram)
                 rows.append(f"{lp:.6f}\t{toks}" + (f"\t{math.log10(g):.6f}" if g else ""))
             lines_by_order.append(rows)
-        with path.open("w", encoding="utf-8") as fh:
-            fh.write("\n\\data\\\n")
-            for n, rows in enumerate(lines_by_order, 1):
-                fh.write(f"ngram {n}={len(rows)}\n")
-            for n, rows in enumerate(lines_by_order, 1):
-                fh.write(f"\n\\{n}-grams:\n")
-                fh.write("\n".join(rows) + "\n")
-            fh.write("\n\\end\\\n")
+        fh = io.StringIO()
+        fh.write("\n\\data\\\n")
+        for n, rows in enumerate(lines_by_order, 1):
+            fh.write(f"ngram {n}={len(rows)}\n")
+        for n, rows in enumerate(lines_by_order, 1):
+            fh.write(f"\n\\{n}-grams:\n")
+            fh.write("\n".join(rows) + "\n")
+        fh.write("\n\\end\\\n")
+        data = fh.getvalue().encode("utf-8")
+        # .gz: gzipped with no name or time stamp in its header, so that the same text gives the same bytes
+        # (KenLM reads gzipped ARPA files)
+        path.write_bytes(gzip.compress(data, compresslevel=9, mtime=0) if path.suffix == ".gz" else data)
         return path
 
 
@@ -112,14 +118,21 @@ def _discount(counts: Counter[str]) -> float:
     return min(0.95, n1 / (n1 + 2 * n2)) if n2 else 0.5
 
 
-def build_char_ngram(lines: Iterable[str], order: int = 6) -> CharNgram:
+def build_char_ngram(lines: Iterable[str], order: int = 6, prune: int = 0) -> CharNgram:
     """Estimate an interpolated Kneser-Ney character ``order``-gram model from lines of text.
 
+    ``prune > 1`` leaves out the n-grams of order 3 and above seen fewer than ``prune`` times (count
+    pruning, as SRILM's ``-gtNmin`` and KenLM's ``--prune``): the model of millions of characters of text then
+    fits in a package. The kept n-grams keep their probabilities and every context's back-off weight is
+    recomputed so that its distribution still sums to one.
+
     Raises:
-        ConfigError: for an order below 1; DataError: when there is no text.
+        ConfigError: for an order below 1 or a negative ``prune``; DataError: when there is no text.
     """
     if order < 1:
         raise ConfigError(f"n-gram order must be >= 1, got {order}")
+    if prune < 0:
+        raise ConfigError(f"prune must be >= 0, got {prune}")
     sents = [BOS + to_tokens(t) + EOS for t in lines if t.strip()]
     if not sents:
         raise DataError("no text to build a language model from")
@@ -163,7 +176,32 @@ def build_char_ngram(lines: Iterable[str], order: int = 6) -> CharNgram:
             p_n[gram] = max(c - d, 0.0) / total[h] + gam[h] * lower
         probs.append(p_n)
         gammas.append(gam)
+    if prune > 1:
+        _prune(probs, gammas, raw, prune, len(vocab))
     return CharNgram(order, vocab, probs, gammas)
+
+
+def _prune(
+    probs: list[dict[str, float]],
+    gammas: list[dict[str, float]],
+    raw: list[Counter[str]],
+    prune: int,
+    vocab_size: int,
+) -> None:
+    """Count pruning in place (see :func:`build_char_ngram`). A kept n-gram's context is always kept too (it
+    was seen at least as often), as ARPA readers require. Orders are done from the lowest up, so each back-off
+    weight is computed against the already pruned lower orders."""
+    for n in range(3, len(probs) + 1):
+        kept = {g: p for g, p in probs[n - 1].items() if raw[n - 1][g] >= prune}
+        mass: defaultdict[str, float] = defaultdict(float)
+        lower: defaultdict[str, float] = defaultdict(float)
+        for g, p in kept.items():
+            mass[g[:-1]] += p
+            lower[g[:-1]] += _lower(probs, gammas, g[1:], vocab_size)
+        probs[n - 1] = kept
+        gammas[n - 1] = {
+            h: max(1.0 - mass[h], 1e-12) / (1.0 - lower[h]) if lower[h] < 1.0 - 1e-12 else 1.0 for h in mass
+        }
 
 
 def _lower(

@@ -245,7 +245,8 @@ def oriented_line_cuts(
 
     The crops read (upright) to decide are returned as ``readings`` (the caller need not read them again
     when it decodes as ``read`` does; ``None`` for those not read)."""
-    from htrlab.segment.read import cut_lines, line_cuts
+    from htrlab.data.linecrop import crop_style
+    from htrlab.segment.read import PAGE_CUTS, cut_lines, line_cuts
 
     forced = check_orientation(orientation)
     turns = forced or 0
@@ -264,12 +265,12 @@ def oriented_line_cuts(
         return OrientedLines(unturn_layout(found, turns, gray.shape), cuts, mode, turns, readings)
     if forced is not None:
         return _settled(gray, layout, found, cuts, mode, turns, read, readings)
-    way = {"auto": 1, "polygon": 0}.get(line_crop)
+    way = {"auto": 1, "outline": 0}.get(crop_style(line_crop, ("auto", *PAGE_CUTS)))
 
     def margin_of(
         image: np.ndarray, lines: PageLayout, cut: list[list[np.ndarray]]
     ) -> tuple[float, list[Any]]:
-        outlines = cut[way] if way is not None else cut_lines(image, lines, "polygon", source)
+        outlines = cut[way] if way is not None else cut_lines(image, lines, "outline", source)
         return upright_margin(outlines, read)
 
     if mode == "page":

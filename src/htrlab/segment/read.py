@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from htrlab.data.images import background_level
-from htrlab.data.linecrop import LINE_CROPS, crop_baseline_band, line_spacing
+from htrlab.data.linecrop import crop_baseline_band, crop_style, line_spacing
 from htrlab.errors import ConfigError
 from htrlab.segment.lines import (
     PageLayout,
@@ -24,6 +24,7 @@ from htrlab.segment.lines import (
 )
 
 LAYOUTS = ("auto", "word", "line", "page")
+PAGE_CUTS = ("band", "outline")  # how lines a segmenter found are cut (an outline is trimmed to its ink)
 MAX_SPACING_IN_CHARS = 3.5
 # ink share under which an image with no line found is blank: scanner specks on an empty page cover about
 # 0.1 %; of 300 Hooker val line crops, the 5th percentile covers 4.7 %, and the segmenter finds no line in 6,
@@ -123,7 +124,7 @@ def lines_of(
     layout: str = "auto",
     cfg: SegmentConfig | None = None,
     source: str = "image",
-    line_crop: str = "baseline",
+    line_crop: str = "band",
 ) -> tuple[PageLayout, list[np.ndarray], str]:
     """(layout with its lines, a crop per line, the layout used: ``line``, ``page`` or ``blank``).
 
@@ -135,14 +136,13 @@ def lines_of(
     reader, as ``recognize`` has).
     An image in which the segmenter finds no line and whose ink covers less than ``BLANK_INK`` of it is
     ``blank``: no lines (under ``auto`` and ``page``; ``word`` and ``line`` always read the image).
-    Page lines are cut as bands around their baselines (``line_crop="baseline"``, as PAGE-XML training lines
-    are) or by their outlines (``"polygon"``, rotated upright); a page whose spacing cannot be measured (one
+    Page lines are cut as bands around their baselines (``line_crop="band"``, as PAGE-XML training lines
+    are) or by their outlines (``"outline"``, rotated upright); a page whose spacing cannot be measured (one
     line) uses the outlines.
     """
     if layout not in LAYOUTS:
         raise ConfigError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
-    if line_crop not in LINE_CROPS:
-        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
+    line_crop = crop_style(line_crop, PAGE_CUTS)
     h, w = gray.shape
     ink = ink_map(gray) if min(gray.shape) >= 8 else None
     if layout in ("word", "line"):
@@ -221,14 +221,13 @@ def settle_small_page(
 
 
 def cut_lines(
-    gray: np.ndarray, found: PageLayout, line_crop: str = "baseline", source: str = "image"
+    gray: np.ndarray, found: PageLayout, line_crop: str = "band", source: str = "image"
 ) -> list[np.ndarray]:
-    """The found lines of a page cut out: as bands around their baselines (``"baseline"``, as PAGE-XML
-    training lines are), or by their outlines rotated upright and trimmed to their ink (``"polygon"``, as a
+    """The found lines of a page cut out: as bands around their baselines (``"band"``, as PAGE-XML
+    training lines are), or by their outlines rotated upright and trimmed to their ink (``"outline"``, as a
     single line image is read); a page whose spacing cannot be measured (one line) uses the outlines."""
-    if line_crop not in LINE_CROPS:
-        raise ConfigError(f"unknown line crop {line_crop!r}; choose from {', '.join(LINE_CROPS)}")
-    spacing = line_spacing([ln.baseline for ln in found.lines]) if line_crop == "baseline" else None
+    line_crop = crop_style(line_crop, PAGE_CUTS)
+    spacing = line_spacing([ln.baseline for ln in found.lines]) if line_crop == "band" else None
     if spacing is not None and found.char_height > 0:
         # widely spaced lines (double-spaced typescript) would leave the letters small in a mostly empty band:
         # the band never spans more than it does on a densely written page (the Hooker letters' spacing is
@@ -249,11 +248,11 @@ def line_cuts(
 ) -> tuple[PageLayout, list[list[np.ndarray]], str]:
     """``lines_of`` with every way its lines are to be read: ``line_crop="auto"`` gives a page's lines cut as
     bands and as outlines (keep the reading ``more_confident`` picks), other values one way only."""
-    first = "baseline" if line_crop == "auto" else line_crop
+    first = "band" if line_crop == "auto" else line_crop
     found, crops, mode = lines_of(gray, layout, cfg, source, first)
     cuts = [crops]
     if mode == "page" and line_crop == "auto":
-        cuts.append(cut_lines(gray, found, "polygon", source))
+        cuts.append(cut_lines(gray, found, "outline", source))
     return found, cuts, mode
 
 

@@ -49,3 +49,13 @@ def odd_character_report(items: list[tuple[str, str]], limit: int = 5) -> str | 
         + (", ..." if len(chars) > limit else "")
         + f"); e.g. {', '.join(i for i, _ in found[:limit])}"
     )
+
+
+# Typographic punctuation -> the ASCII that the Hooker transcriptions (and most of the public-domain books) use
+_TYPOGRAPHY = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'", "\u2013": "-"})
+
+
+def fold_typography(text: str) -> str:
+    """Curly quotes to straight ones, an en dash to ``-`` and an em dash to ``--``: text for a language model of
+    transcriptions written in ASCII punctuation."""
+    return text.translate(_TYPOGRAPHY).replace("\u2014", "--")

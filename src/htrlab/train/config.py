@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from htrlab.data.augment import AugmentConfig
-from htrlab.data.linecrop import LINE_CROPS
+from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import ConfigError
 
@@ -18,17 +18,17 @@ class ExtraData:
     dataset: str = ""  # PATH or FORMAT:PATH
     split: str = "train"  # "" = every line of the dataset
     max_lines: int = 0  # 0 = all; otherwise a seeded random subset of this many lines
-    # how this set's PAGE-XML/ALTO lines are cut ("" = data.line_crop). The main dataset's training pages
-    # named again with the other crop train the model on both ways of cutting the same lines.
+    # how this set's PAGE-XML/ALTO lines are cut ("" = data.line_crop)
     line_crop: str = ""
 
     def __post_init__(self) -> None:
         if not self.dataset:
             raise ConfigError("data.extra_train: every entry needs a dataset (PATH or FORMAT:PATH)")
-        if self.line_crop and self.line_crop not in LINE_CROPS:
-            raise ConfigError(
-                f"data.extra_train: unknown line_crop {self.line_crop!r}; choose from {', '.join(LINE_CROPS)}"
-            )
+        if self.line_crop:
+            try:
+                self.line_crop = crop_style(self.line_crop, TRAIN_CROPS)
+            except ConfigError as exc:
+                raise ConfigError(f"data.extra_train: {exc}") from None
         if self.max_lines < 0:
             raise ConfigError(f"data.extra_train: max_lines must be >= 0, got {self.max_lines}")
 
@@ -42,12 +42,20 @@ class DataSection:
     drop_empty: bool = True  # lines with an empty transcription are left out (and counted in the log)
     max_train_lines: int = 0  # 0 = all; otherwise the first N (for quick experiments)
     max_val_lines: int = 0
-    # how lines of PAGE-XML/ALTO pages are cut out: "baseline" (a band around the baseline, straightened) or
-    # "polygon" (the outline, the rest masked); see htrlab.data.linecrop
-    line_crop: str = "baseline"
+    # how lines of PAGE-XML/ALTO pages are cut out (htrlab.data.linecrop.cut_line): "band" around the baseline,
+    # straightened; "outline" masked to paper; the outline's "box"; a tight "ink" box; or "mixed": each
+    # training line prepared in every style, crop_variants randomly varied cuts of each (margins, paper tone),
+    # one of them drawn at random each epoch, and validation on every style's plain cut
+    line_crop: str = "mixed"
+    crop_variants: int = 2
     cache_dir: str = ""  # preprocessed-line cache; "" = $HTRLAB_CACHE or ~/.cache/htrlab
     # further training sets mixed into every epoch; validation stays on the main dataset
     extra_train: list[ExtraData] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.line_crop = crop_style(self.line_crop, TRAIN_CROPS)
+        if not 1 <= self.crop_variants <= 16:
+            raise ConfigError(f"data.crop_variants must be in 1..16, got {self.crop_variants}")
 
 
 @dataclass

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
 from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, iterate_batches, shard_batches
 from htrlab.data.dataset import open_dataset
+from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import LineSample
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
@@ -278,6 +279,44 @@ def _select(samples: list[LineSample], drop_empty: bool, limit: int) -> tuple[li
     return kept, dropped
 
 
+def _opened_as(crop: str) -> str:
+    """The style a dataset is opened with: a mixed set is opened as bands and cut every way afterwards."""
+    return "band" if crop == "mixed" else crop
+
+
+def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[LineSample]:
+    """The lines as training or validation reads them under ``data.line_crop``: as they are for one style;
+    for ``"mixed"``, each page line once per style of :data:`LINE_CROPS` (``variants == 0``: the plain cut,
+    for validation) or ``variants`` randomly varied cuts per style (training). The copies' ids are the line's
+    with ``@style`` or ``@style<k>`` appended; lines that are images of their own (no outline, box or
+    baseline) stay single."""
+    if crop != "mixed":
+        return samples
+    out = []
+    for s in samples:
+        if s.polygon is None and s.box is None and s.baseline is None:
+            out.append(s)
+            continue
+        for style in LINE_CROPS:
+            for k in range(1, variants + 1) if variants else (0,):
+                out.append(replace(s, id=f"{s.id}@{style}{k or ''}", crop=style, variant=k))
+    return out
+
+
+def line_groups(ids: list[str]) -> np.ndarray:
+    """For each prepared line, the index of the line it is a cut of (the id before its ``@`` suffix)."""
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(i.split("@", 1)[0], len(first)) for i in ids], dtype=np.int64)
+
+
+def draw_one_per_line(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One cut of every line, drawn at random (the indices into the prepared lines, in line order)."""
+    keys = rng.random(len(groups))
+    order = np.lexsort((keys, groups))  # by line, then at random within the line
+    starts = np.r_[True, groups[order][1:] != groups[order][:-1]]
+    return np.sort(order[starts])
+
+
 def _width_validator(model: nn.Module, charset: Charset):
     max_length = int(getattr(model.cfg, "max_length", 0))
 
@@ -312,16 +351,17 @@ def _extra_samples(cfg: RunConfig, unread: list[str]) -> list[tuple[Any, list[Li
     out = []
     for k, extra in enumerate(cfg.data.extra_train):
         crop = extra.line_crop or cfg.data.line_crop
-        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=crop)
+        ds = open_dataset(extra.dataset, on_error=cfg.data.on_error, line_crop=_opened_as(crop))
         unread += ds.skipped
         samples = ds.split(extra.split) if extra.split else list(ds.samples)
         samples = [s for s in samples if s.text]
-        if crop != cfg.data.line_crop:  # the main dataset's lines cut another way are other training lines
-            for s in samples:
-                s.id = f"{s.id}@{crop}"
         if extra.max_lines and len(samples) > extra.max_lines:
             keep = np.random.default_rng([cfg.train.seed, k]).permutation(len(samples))[: extra.max_lines]
             samples = [samples[i] for i in sorted(keep)]
+        if crop != cfg.data.line_crop:  # the main dataset's lines cut another way are other training lines
+            for s in samples:
+                s.id = f"{s.id}@{crop}"
+        samples = cut_every_way(samples, crop, cfg.data.crop_variants)
         if not samples:
             raise DataError(
                 f"data.extra_train: no lines with text in {extra.dataset} (split {extra.split!r})"
@@ -459,13 +499,15 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     torch.manual_seed(seed)
 
     # ---- data -------------------------------------------------------------------------------------------
-    ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error, line_crop=cfg.data.line_crop)
+    ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error, line_crop=_opened_as(cfg.data.line_crop))
     train_samples, dropped_train = _select(
         ds.split(cfg.data.train_split), cfg.data.drop_empty, cfg.data.max_train_lines
     )
     val_samples, dropped_val = _select(
         ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines
     )
+    train_samples = cut_every_way(train_samples, cfg.data.line_crop, cfg.data.crop_variants)
+    val_samples = cut_every_way(val_samples, cfg.data.line_crop, 0)
     if not train_samples:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
     unread_pages = list(
@@ -609,10 +651,11 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     widths = train_lines.widths
+    groups = line_groups(train_lines.ids)  # a line's cuts (data.line_crop=mixed): one of them per epoch
     steps_per_epoch = len(
         shard_batches(
             bucket_batches(
-                widths,
+                widths[draw_one_per_line(groups, np.random.default_rng(seed))],
                 cfg.train.batch_size,
                 None,
                 cfg.train.max_pixels or None,
@@ -685,7 +728,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "skipped_when_opened": len(unread_pages),
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
-        "train_line_keys": [line_key(i, t) for i, t in zip(train_lines.ids, train_lines.texts)],
+        "train_line_keys": [
+            line_key(i.split("@", 1)[0], t) for i, t in zip(train_lines.ids, train_lines.texts)
+        ],
         "main_train_lines": main_train_lines,
         "extra_train": extra_counts,
     }
@@ -808,9 +853,10 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     t_start = time.time()
     while not stop and st["epoch"] < cfg.train.epochs:
         epoch_rng = np.random.default_rng([seed, st["epoch"]])
+        drawn = draw_one_per_line(groups, epoch_rng)
         batches = shard_batches(
             bucket_batches(
-                widths,
+                widths[drawn],
                 cfg.train.batch_size,
                 epoch_rng,
                 cfg.train.max_pixels or None,
@@ -820,6 +866,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             rank,
             world,
         )
+        batches = [[int(drawn[i]) for i in b] for b in batches]
         stream = _batch_stream(
             _AugmentedBatches(
                 train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset, square
