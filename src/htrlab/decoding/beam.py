@@ -11,7 +11,11 @@ ARPA/KenLM file over the same tokens (``htrlab lm build``). A hypothesis scores
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,21 @@ def _flashlight() -> Any:
 _KENLM_CACHE: dict[tuple[str, int, tuple[str, ...]], Any] = {}
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence the process's stderr (file descriptor 2) for the block: KenLM's C++ loader writes a progress bar
+    and advice there that no Python option turns off, and that would land among htrlab's own messages."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def load_kenlm(path: str | Path, tokens: tuple[str, ...]) -> Any:
     """A KenLM model (flashlight's) whose token ``i`` is ``tokens[i]``, loaded once per (file, tokens): an ARPA
     file of a 6-gram takes seconds to read, and tuning builds many decoders over the same LM."""
@@ -70,9 +89,12 @@ def load_kenlm(path: str | Path, tokens: tuple[str, ...]) -> Any:
         for t in tokens:
             vocab.add_entry(t)
         try:
-            _KENLM_CACHE[key] = (KenLM(str(path), vocab), vocab)  # the model keeps its token mapping
+            with _quiet_stderr():
+                _KENLM_CACHE[key] = (KenLM(str(path), vocab), vocab)  # the model keeps its token mapping
         except Exception as exc:  # KenLM raises its own types for unreadable files
-            raise ConfigError(f"{path}: not a readable ARPA or KenLM binary file: {exc}") from exc
+            # its message starts with the C++ source location; the last line says what was wrong
+            why = ([ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__])[-1]
+            raise ConfigError(f"{path}: not a readable ARPA or KenLM binary file: {why}") from exc
     return _KENLM_CACHE[key][0]
 
 
