@@ -29,10 +29,9 @@ from run_facts import run_facts
 from htrlab.bundled import default_decoding
 from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import LINE_CROPS
-from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.decoding.beam import BeamConfig, BeamDecoder
 from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import emissions
+from htrlab.evaluate.inference import split_emissions
 from htrlab.lm.tune import score_decoder, tune_grid
 
 
@@ -90,13 +89,8 @@ def main() -> int:
     for style in styles:
         ds = open_dataset(args.data, on_error="skip", line_crop=style)
         for split in splits:
-            samples = [s for s in ds.split(split) if s.text]
-            if args.max_lines:
-                samples = samples[: args.max_lines]
-            lines = prepare_lines(samples, engine.preprocess, "skip", default_cache_dir(), progress=False)
-            t0 = time.perf_counter()
-            ems = emissions(engine, lines.images, 32)
-            data[style, split] = (lines.texts, ems, time.perf_counter() - t0)
+            texts, ems, seconds, _ = split_emissions(engine, ds, split, args.max_lines)
+            data[style, split] = (texts, ems, seconds)
             print(
                 f"{style} {split}: {len(ems)} lines, network {len(ems) / data[style, split][2]:.1f} lines/s",
                 file=sys.stderr,

@@ -24,7 +24,6 @@ from run_facts import run_facts
 
 from htrlab.cli.common import _DEFAULTS, make_decoder
 from htrlab.data.dataset import open_dataset
-from htrlab.data.prepared import default_cache_dir, prepare_lines
 from htrlab.decoding.rescore import (
     RESCORE_GRID,
     CausalLMScorer,
@@ -35,7 +34,7 @@ from htrlab.decoding.rescore import (
     tune_rescoring,
 )
 from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import emissions
+from htrlab.evaluate.inference import split_emissions
 from htrlab.evaluate.metrics import count_errors
 from htrlab.lm.tune import score_decoder, tune_grid
 
@@ -79,14 +78,8 @@ def main() -> int:
     ds = open_dataset(args.data, on_error="skip")
     data, docs = {}, {}
     for split in ("val", "test"):
-        samples = [s for s in ds.split(split) if s.text]
-        if args.max_lines:
-            samples = samples[: args.max_lines]
-        lines = prepare_lines(samples, engine.preprocess, "skip", default_cache_dir(), progress=False)
-        t0 = time.perf_counter()
-        ems = emissions(engine, lines.images, 32)
-        data[split] = (lines.texts, ems, time.perf_counter() - t0)
-        docs[split] = lines.doc_ids or [""] * len(ems)
+        texts, ems, seconds, docs[split] = split_emissions(engine, ds, split, args.max_lines)
+        data[split] = (texts, ems, seconds)
         print(f"{split}: {len(ems)} lines, network {len(ems) / data[split][2]:.1f} lines/s", file=sys.stderr)
 
     def options(**kw: Any) -> argparse.Namespace:

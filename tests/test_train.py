@@ -101,7 +101,20 @@ def test_resume_continues_exactly(ema: float, line_folder: Path, tmp_path: Path)
 
 def test_worker_processes_make_the_same_batches(line_folder: Path, tmp_path: Path) -> None:
     """train.workers moves augmentation into DataLoader workers: the same run, to the last weight, including a
-    resume in the middle of an epoch (4 training lines: two batches of 2 per epoch)."""
+    resume in the middle of an epoch (4 training lines: two batches of 2 per epoch).
+
+    Run in a fresh interpreter: forked after the rest of the suite has run in the same process (ONNX Runtime
+    sessions, OpenVINO, subprocesses, ...), the workers' run ended in a segmentation fault of the whole test
+    process on the 2-core machine (2026-12-05, also on the code of ef165e0; no Python traceback). A training run
+    is its own process in use (`htrlab train`), which is what this checks."""
+    if os.environ.get("HTRLAB_TEST_ISOLATED") != "1":
+        test = f"{__file__}::test_worker_processes_make_the_same_batches"
+        env = {**os.environ, "HTRLAB_TEST_ISOLATED": "1"}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+        assert "1 passed" in r.stdout
+        return
     common = ("train.eval_every=3", "augment.enabled=true", "train.batch_size=2", "train.epochs=3")
     train(_cfg(line_folder, tmp_path / "inline", "train.max_steps=5", *common))
     before = signal.getsignal(signal.SIGCHLD)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import queue
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -179,3 +180,20 @@ def _predict_seq2seq(
         for i, text, conf in zip(idx, texts, confs):
             results[i] = Decoded(normalize_text(text), conf)
     return [r for r in results if r is not None]
+
+
+def split_emissions(
+    engine: Any, ds: Any, split: str, max_lines: int = 0, batch_size: int = 32
+) -> tuple[list[str], list[torch.Tensor], float, list[str]]:
+    """The transcribed lines of one split of a dataset, prepared for ``engine`` (cached) and run through it once:
+    their texts, log-probabilities, the seconds the network took, and their document ids (for benchmarks that
+    read the same outputs with several decoders)."""
+    from htrlab.data.prepared import default_cache_dir, prepare_lines
+
+    samples = [s for s in ds.split(split) if s.text]
+    if max_lines:
+        samples = samples[:max_lines]
+    lines = prepare_lines(samples, engine.preprocess, "skip", default_cache_dir(), progress=False)
+    t0 = time.perf_counter()
+    ems = emissions(engine, lines.images, batch_size)
+    return lines.texts, ems, time.perf_counter() - t0, lines.doc_ids or [""] * len(ems)
