@@ -642,8 +642,16 @@ def test_mixed_crops_prepare_every_style_and_draw_one_cut_per_line(tmp_path: Pat
     plain = cut_every_way(samples, "mixed", 0)  # validation: every style's plain cut
     assert [c.variant for c in plain] == [0] * 8 and len({c.id for c in plain}) == 8
     assert cut_every_way(samples, "outline", 2) == samples
-    groups = line_groups([c.id for c in cuts])
+    groups = line_groups([c.id for c in cuts], [c.text for c in cuts])
     assert groups.tolist() == [0] * 8 + [1] * 8
+    # an extra set's lines cut another way (``@outline``) are lines of their own, and another dataset's line
+    # with the same id but other text is another line
+    assert line_groups(["a~band1", "a~ink1", "a@outline", "a~band1"], ["x", "x", "x", "y"]).tolist() == [
+        0,
+        0,
+        1,
+        2,
+    ]
     seen = set()
     for epoch in range(20):
         drawn = draw_one_per_line(groups, np.random.default_rng(epoch))

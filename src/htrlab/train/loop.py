@@ -279,6 +279,9 @@ def _select(samples: list[LineSample], drop_empty: bool, limit: int) -> tuple[li
     return kept, dropped
 
 
+CUT_MARK = "~"  # joins a line's id and the crop style of one of its cuts (data.line_crop: mixed)
+
+
 def _opened_as(crop: str) -> str:
     """The style a dataset is opened with: a mixed set is opened as bands and cut every way afterwards."""
     return "band" if crop == "mixed" else crop
@@ -288,8 +291,9 @@ def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[L
     """The lines as training or validation reads them under ``data.line_crop``: as they are for one style;
     for ``"mixed"``, each page line once per style of :data:`LINE_CROPS` (``variants == 0``: the plain cut,
     for validation) or ``variants`` randomly varied cuts per style (training). The copies' ids are the line's
-    with ``@style`` or ``@style<k>`` appended; lines that are images of their own (no outline, box or
-    baseline) stay single."""
+    with ``~style`` or ``~style<k>`` appended (``@crop`` marks an extra set's lines cut another way: other
+    training lines, not cuts to draw among); lines that are images of their own (no outline, box or baseline)
+    stay single."""
     if crop != "mixed":
         return samples
     out = []
@@ -299,14 +303,18 @@ def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[L
             continue
         for style in LINE_CROPS:
             for k in range(1, variants + 1) if variants else (0,):
-                out.append(replace(s, id=f"{s.id}@{style}{k or ''}", crop=style, variant=k))
+                out.append(replace(s, id=f"{s.id}{CUT_MARK}{style}{k or ''}", crop=style, variant=k))
     return out
 
 
-def line_groups(ids: list[str]) -> np.ndarray:
-    """For each prepared line, the index of the line it is a cut of (the id before its ``@`` suffix)."""
-    first: dict[str, int] = {}
-    return np.array([first.setdefault(i.split("@", 1)[0], len(first)) for i in ids], dtype=np.int64)
+def line_groups(ids: list[str], texts: list[str]) -> np.ndarray:
+    """For each prepared line, the index of the line it is a cut of: its id before the cut's suffix, and its
+    text (two datasets may both have a line ``train/0001``; they are one line only if they also say the same)."""
+    first: dict[tuple[str, str], int] = {}
+    return np.array(
+        [first.setdefault((i.split(CUT_MARK, 1)[0], t), len(first)) for i, t in zip(ids, texts)],
+        dtype=np.int64,
+    )
 
 
 def draw_one_per_line(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -651,7 +659,9 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     widths = train_lines.widths
-    groups = line_groups(train_lines.ids)  # a line's cuts (data.line_crop=mixed): one of them per epoch
+    groups = line_groups(
+        train_lines.ids, train_lines.texts
+    )  # a line's cuts (data.line_crop=mixed): one of them per epoch
     steps_per_epoch = len(
         shard_batches(
             bucket_batches(
@@ -729,7 +739,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "empty_train_lines_left_out": dropped_train,
         "train_fingerprints": train_lines.fingerprints,
         "train_line_keys": [
-            line_key(i.split("@", 1)[0], t) for i, t in zip(train_lines.ids, train_lines.texts)
+            line_key(i.split(CUT_MARK, 1)[0].split("@", 1)[0], t)
+            for i, t in zip(train_lines.ids, train_lines.texts)
         ],
         "main_train_lines": main_train_lines,
         "extra_train": extra_counts,
