@@ -208,7 +208,7 @@ def test_auto_decoder_uses_the_bundled_lm_for_the_default_model_only(
     from htrlab.cli.common import make_decoder
 
     arpa = build_char_ngram(TEXT, order=4).write_arpa(tmp_path / "lm.arpa.gz")
-    settings = {"decoder": "beam+lm", "lm": str(arpa), "lm_weight": 1.0, "word_score": 0.0, "beam_size": 8}
+    settings = {"decoder": "beam+lm", "lm": str(arpa), "lm_weight": 1.0, "word_score": 0.0, "beam_size": 16}
     monkeypatch.setattr(bundled, "default_decoding", lambda: dict(settings))
     lp = _emissions(CS, AMBIGUOUS)
     dec = make_decoder(_decoder_args(), CS)  # default model, nothing asked: the bundled beam + LM
@@ -216,7 +216,10 @@ def test_auto_decoder_uses_the_bundled_lm_for_the_default_model_only(
     assert make_decoder(_decoder_args("--decoder", "greedy"), CS) is None  # one option away
     args = _decoder_args("--lm-weight", "0")  # an option the user sets wins over the bundled setting
     make_decoder(args, CS)
-    assert args.lm_weight == 0.0 and args.lm == str(arpa)
+    assert args.lm_weight == 0.0 and args.lm == str(arpa) and args.beam_size == 16
+    args = _decoder_args("--beam-size", "8")  # ... even when it is the option's own default
+    make_decoder(args, CS)
+    assert args.beam_size == 8
     ckpt, _ = tiny_checkpoint
     assert make_decoder(_decoder_args("-m", str(ckpt)), CS) is None  # another model: greedy, as before
     other = make_decoder(_decoder_args("-m", str(ckpt), "--lm", str(arpa)), CS)  # ... or beam + the LM given

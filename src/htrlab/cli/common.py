@@ -179,19 +179,36 @@ _INT_OPTIONS = (
 )
 
 
+class _Given(argparse.Action):
+    """Stores an option's value and notes that the user gave it, so that settings from a file or the bundled
+    ones fill only the options left out (an option given at its default value still wins)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace._given = {*getattr(namespace, "_given", ()), self.dest}
+
+
+def _given(args: Any, key: str) -> bool:
+    return key in getattr(args, "_given", ())
+
+
 def add_beam_options(p: Any) -> None:
     """Beam search, LM and rescoring settings."""
-    p.add_argument("--lm", help="character n-gram LM (ARPA from `htrlab lm build`)")
+    p.add_argument("--lm", action=_Given, help="character n-gram LM (ARPA from `htrlab lm build`)")
     p.add_argument(
         "--word-lm", help="word n-gram LM: 'cmu' (CMU US-English 3-gram in pocketsphinx) or an ARPA file"
     )
     p.add_argument("--neural-lm", help="neural character LM (`htrlab lm train-neural`)")
     p.add_argument(
-        "--rescore-lm", default=_DEFAULTS["rescore_lm"], help="causal LM for rescore: smollm2 or a model dir"
+        "--rescore-lm",
+        action=_Given,
+        default=_DEFAULTS["rescore_lm"],
+        help="causal LM for rescore: smollm2 or a model dir",
     )
     for kind, options in ((float, _FLOAT_OPTIONS), (int, _INT_OPTIONS)):
         for opt, text in options:
-            p.add_argument(opt, type=kind, default=_DEFAULTS[opt[2:].replace("-", "_")], help=text)
+            dest = opt[2:].replace("-", "_")
+            p.add_argument(opt, type=kind, action=_Given, default=_DEFAULTS[dest], help=text)
     p.add_argument(
         "--decoding",
         help="JSON of tuned settings (from `htrlab lm tune`); its values replace the defaults of these options",
@@ -203,7 +220,7 @@ _LLM_CACHE: dict[str, Any] = {}
 
 def apply_decoding_file(args: Any) -> None:
     """Fill decoder options from ``--decoding FILE`` (keys are option names with underscores); options given
-    on the command line (different from their defaults) win."""
+    on the command line win."""
     import json
 
     from htrlab.errors import ConfigError
@@ -217,7 +234,11 @@ def apply_decoding_file(args: Any) -> None:
         raise ConfigError(f"--decoding {path}: cannot read JSON: {exc}") from exc
     settings = doc.get("settings", doc)
     for k, v in settings.items():
-        if hasattr(args, k) and (k not in _DEFAULTS or getattr(args, k) == _DEFAULTS[k]):
+        if (
+            hasattr(args, k)
+            and not _given(args, k)
+            and (k not in _DEFAULTS or getattr(args, k) == _DEFAULTS[k])
+        ):
             setattr(args, k, v)
 
 
@@ -233,7 +254,12 @@ def _auto_decoder(args: Any) -> str:
     if args.word_lm or args.neural_lm:  # the user's LMs, not the bundled settings
         return "beam+lm"
     for k, v in bundled.items():
-        if k != "decoder" and hasattr(args, k) and getattr(args, k) == _DEFAULTS.get(k):
+        if (
+            k != "decoder"
+            and hasattr(args, k)
+            and not _given(args, k)
+            and getattr(args, k) == _DEFAULTS.get(k)
+        ):
             setattr(args, k, v)
     return str(bundled.get("decoder", "beam+lm"))
 
