@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -101,6 +102,10 @@ def test_synth_cli_printed_style(tmp_path: Path, corpus: Path, capsys: pytest.Ca
     args = ["synth", "-n", "4", "-o", str(out), "--fonts", str(DEJAVU[0]), "--text", str(corpus)]
     assert main([*args, "--style", "printed"]) == 0
     assert json.loads(capsys.readouterr().out)["written"] == 4
+    plain = sorted(out.rglob("*.png"))[0].read_bytes()
+    assert main([*args, "--style", "printed", "--crop-styles"]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == 4
+    assert sorted(out.rglob("*.png"))[0].read_bytes() != plain  # the same sample, cut another way
     assert main([*args, "--style", "gothic"]) == 2  # an unknown style is a usage error
 
 
@@ -137,7 +142,7 @@ def test_woff_fonts_are_found_and_render(tmp_path: Path) -> None:
     assert img.ndim == 2 and img.shape[1] > img.shape[0] and (img < 128).any()
 
 
-def test_synth_sets_hold_out_whole_families(tmp_path: Path) -> None:
+def _make_synth_sets() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -146,6 +151,11 @@ def test_synth_sets_hold_out_whole_families(tmp_path: Path) -> None:
     assert spec is not None and spec.loader is not None
     mss = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mss)
+    return mss
+
+
+def test_synth_sets_hold_out_whole_families(tmp_path: Path) -> None:
+    mss = _make_synth_sets()
     for family in ("fonts-kristi", "npm-indie-flower", "npm-caveat", "fonts-breip"):
         (tmp_path / family).mkdir()
         (tmp_path / family / f"{family}.ttf").write_bytes(DEJAVU[0].read_bytes())
@@ -154,3 +164,50 @@ def test_synth_sets_hold_out_whole_families(tmp_path: Path) -> None:
     assert [f.path.parent.name for f in test] == ["fonts-kristi"]
     train2, test2 = mss._split_fonts(tmp_path, mss.HELD_OUT_HAND_NPM, mss.HELD_OUT_HAND)
     assert [f.path.parent.name for f in test2] == ["npm-indie-flower"] and train2 == train
+
+
+def test_training_text_is_written_in_the_models_characters() -> None:
+    fit = _make_synth_sets().fit_charset
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'\"-. ")
+    assert (
+        fit("\u201cZo\u00eb\u2019s na\u00efve caf\u00e9\u201d \u2014 #1", allowed) == '"Zoe\'s naive cafe" --'
+    )
+    # a letter the model has in one case only loses its accent too (capitals-only fonts upper-case text)
+    assert fit("caf\u00e9", allowed | {"\u00e9"}) == "cafe"
+    assert fit("caf\u00e9", allowed | {"\u00e9", "\u00c9"}) == "caf\u00e9"
+
+
+def _bar_mask(h: int, w: int, rows: tuple[int, int]) -> np.ndarray:
+    m = np.zeros((h, w), np.float32)
+    m[rows[0] : rows[1], 10 : w - 10] = 1.0
+    return m
+
+
+def test_synthetic_lines_are_cut_in_every_page_crop_style() -> None:
+    from htrlab.synth.render import _page_cut
+
+    size = 20
+    line = _bar_mask(60, 200, (20, 40))  # the line's ink: rows 20..39, baseline at row 40
+    near = [(_bar_mask(60, 200, (0, 60)), 40.0)] * 2  # neighbours with strokes reaching far up and down
+    own = float(line.sum())
+    more = less = plain = 0
+    for seed in range(60):
+        cut = _page_cut(line, 40.0, near, size, np.random.default_rng(seed))
+        assert cut.ndim == 2 and cut.dtype == np.float32 and cut.shape[0] >= 20
+        ink = float(cut.sum())
+        assert ink >= 0.5 * own  # never more than half of the line's own ink is cut away
+        more += ink > own * 1.05  # neighbours reach in (box, band)
+        less += ink < own * 0.95  # outline clipping, or a band through tall strokes
+        plain += abs(ink - own) <= 0.05 * own  # ink box or clean outline
+    assert more and less and plain
+
+
+def test_crop_styled_rendering_is_deterministic_and_readable(tmp_path: Path, corpus: Path) -> None:
+    fonts = find_fonts(DEJAVU)
+    cfg = SynthConfig(crop_styles=True)
+    a = render_text("hello world", fonts[0], np.random.default_rng(4), cfg, ["Above the line", "below it"])
+    b = render_text("hello world", fonts[0], np.random.default_rng(4), cfg, ["Above the line", "below it"])
+    assert np.array_equal(a, b) and a.dtype == np.uint8 and np.median(a) > 150 and a.min() < 120
+    stats = generate(6, tmp_path / "s", fonts, load_corpus([corpus]), 1, cfg, progress=False)
+    assert stats["written"] == 6
+    assert len(open_dataset(str(tmp_path / "s")).samples) == 6

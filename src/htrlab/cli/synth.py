@@ -37,12 +37,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="handwriting",
         help="variation preset: handwriting (slant, wobble, elastic) or printed/typed (upright, straight)",
     )
+    p.add_argument(
+        "--crop-styles",
+        action="store_true",
+        help="cut each line as page lines are cut (tight ink box, outline with extra paper, box or band with "
+        "the lines above and below reaching in), as users' line crops come",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="index of the first sample (to extend a dataset)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from htrlab.errors import ConfigError
     from htrlab.synth import find_fonts, generate, load_corpus
     from htrlab.synth.render import STYLES
@@ -62,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         fonts,
         corpus,
         args.seed,
-        cfg=STYLES[args.style](),
+        cfg=replace(STYLES[args.style](), crop_styles=args.crop_styles),
         start=args.start,
         progress=sys.stderr.isatty(),
     )
