@@ -24,7 +24,7 @@ from htrlab.data.readers.common import local, parse_xml
 from htrlab.data.sample import LineSample
 from htrlab.errors import DataError
 
-FORMATS = ("page", "alto", "iam", "bentham", "cvl", "folder", "tsv")
+FORMATS = ("page", "alto", "iam", "bentham", "cvl", "folder", "tsv", "pack")
 
 
 @dataclass
@@ -116,11 +116,15 @@ def _xml_kind(path: Path) -> str:
 def detect_format(path: Path) -> str:
     """Guess a dataset's layout from what is on disk."""
     if path.is_file():
+        if path.suffix.lower() == ".htrpack":
+            return "pack"
         if path.suffix.lower() in (".tsv", ".txt", ".csv"):
             return "tsv"
         if path.suffix.lower() == ".xml":
             return _xml_kind(path)
-        raise DataError(f"{path}: cannot tell the dataset format of this file (expected .xml or .tsv)")
+        raise DataError(
+            f"{path}: cannot tell the dataset format of this file (expected .xml, .tsv or .htrpack)"
+        )
     if not path.is_dir():
         raise DataError(f"dataset path {path} does not exist")
     if (path / "lines.txt").is_file() or (path / "ascii" / "lines.txt").is_file():
@@ -213,6 +217,12 @@ def open_dataset(
         samples = read_folder(path, problems)
     elif fmt == "tsv":
         samples = read_tsv(path, problems)
+    elif fmt == "pack":
+        from htrlab.data.pack import read_pack
+
+        pack = read_pack(path)
+        samples = list(pack.samples())
+        problems.messages.extend(pack.meta.get("skipped", []))
     else:
         raise DataError(f"unknown dataset format '{fmt}' (known: {', '.join(FORMATS)})")
     for s in samples:

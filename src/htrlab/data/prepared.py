@@ -231,6 +231,8 @@ def prepare_lines(
         desc: progress bar label.
     """
     problems = Problems(on_error)
+    if any(hasattr(s, "prepared_for") for s in samples):
+        cache_dir = None  # lines from a pack (htrlab.data.pack) are prepared already: no copy of them on disk
     limit = cache_limit_bytes() if cache_dir is not None else 0  # a bad setting fails before the work
     key = _cache_key(samples, cfg)
     cache_file = cache_dir / f"lines-{key}.npz" if cache_dir is not None else None
@@ -245,6 +247,14 @@ def prepare_lines(
             return _validated(lines, samples, validate, on_error)
     ids, texts, images, fps, docs = [], [], [], [], []
     for s in tqdm(samples, desc=desc, disable=not progress, leave=False, unit="line"):
+        packed = s.prepared_for(cfg) if hasattr(s, "prepared_for") else None
+        if packed is not None:  # a pack made with this preprocessing: its image is the model input
+            ids.append(s.id)
+            texts.append(s.text)
+            images.append(packed)
+            fps.append(s.fingerprint)  # type: ignore[attr-defined]
+            docs.append(s.doc_id)
+            continue
         try:
             gray = s.load_image()
             x = preprocess(gray, cfg, s.id)

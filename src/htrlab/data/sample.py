@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from htrlab.data.images import check_on_page, load_gray
-from htrlab.data.linecrop import cut_line
+from htrlab.data.linecrop import LINE_CROPS, cut_line
+
+CUT_MARK = "~"  # joins a line's id and the crop style of one of its cuts (data.line_crop: mixed)
 
 
 @dataclass
@@ -71,3 +73,23 @@ class LineSample:
             rng=rng,
             source=source,
         )
+
+
+def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[LineSample]:
+    """The lines as training or validation reads them under ``data.line_crop``: as they are for one style;
+    for ``"mixed"``, each page line once per style of :data:`LINE_CROPS` (``variants == 0``: the plain cut,
+    for validation) or ``variants`` randomly varied cuts per style (training). The copies' ids are the line's
+    with ``~style`` or ``~style<k>`` appended (``@crop`` marks an extra set's lines cut another way: other
+    training lines, not cuts to draw among); lines that are images of their own (no outline, box or baseline)
+    stay single."""
+    if crop != "mixed":
+        return samples
+    out = []
+    for s in samples:
+        if s.polygon is None and s.box is None and s.baseline is None:
+            out.append(s)
+            continue
+        for style in LINE_CROPS:
+            for k in range(1, variants + 1) if variants else (0,):
+                out.append(replace(s, id=f"{s.id}{CUT_MARK}{style}{k or ''}", crop=style, variant=k))
+    return out

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,8 @@ from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
 from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, iterate_batches, shard_batches
 from htrlab.data.dataset import open_dataset
-from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
-from htrlab.data.sample import LineSample
+from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
 from htrlab.evaluate.metrics import count_errors, not_reading
@@ -279,32 +278,9 @@ def _select(samples: list[LineSample], drop_empty: bool, limit: int) -> tuple[li
     return kept, dropped
 
 
-CUT_MARK = "~"  # joins a line's id and the crop style of one of its cuts (data.line_crop: mixed)
-
-
 def _opened_as(crop: str) -> str:
     """The style a dataset is opened with: a mixed set is opened as bands and cut every way afterwards."""
     return "band" if crop == "mixed" else crop
-
-
-def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[LineSample]:
-    """The lines as training or validation reads them under ``data.line_crop``: as they are for one style;
-    for ``"mixed"``, each page line once per style of :data:`LINE_CROPS` (``variants == 0``: the plain cut,
-    for validation) or ``variants`` randomly varied cuts per style (training). The copies' ids are the line's
-    with ``~style`` or ``~style<k>`` appended (``@crop`` marks an extra set's lines cut another way: other
-    training lines, not cuts to draw among); lines that are images of their own (no outline, box or baseline)
-    stay single."""
-    if crop != "mixed":
-        return samples
-    out = []
-    for s in samples:
-        if s.polygon is None and s.box is None and s.baseline is None:
-            out.append(s)
-            continue
-        for style in LINE_CROPS:
-            for k in range(1, variants + 1) if variants else (0,):
-                out.append(replace(s, id=f"{s.id}{CUT_MARK}{style}{k or ''}", crop=style, variant=k))
-    return out
 
 
 def line_groups(ids: list[str], texts: list[str]) -> np.ndarray:
