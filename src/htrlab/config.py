@@ -82,7 +82,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML reads a bare true/false as a boolean: for a word setting, the word
+            return str(value).lower()
+        if isinstance(value, int | float):
             return str(value)
         raise ConfigError(f"{where}: expected a string, got {value!r}")
     return value

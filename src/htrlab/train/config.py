@@ -113,6 +113,10 @@ class TrainSection:
     # training process). The batches are the same for any number: each one's augmentation is seeded by its
     # (seed, epoch, batch) position. Worth it on a GPU, where augmentation would otherwise starve the device.
     workers: int = 0
+    # keep the prepared training lines on the training device and augment whole batches there
+    # (htrlab.data.augment_torch) instead of line by line in this process or DataLoader workers: "auto" = on
+    # CUDA when the augmentation can run there (no augment.damage, no square inputs); true / false
+    resident_data: str = "auto"
     # arithmetic of the forward pass: fp32, or bf16 (torch.autocast; the CTC loss stays in float32). bf16 is
     # for GPUs with bfloat16 units (Ampere and later); on a CPU without them it is slower, not faster.
     precision: str = "fp32"
@@ -128,6 +132,8 @@ class TrainSection:
             raise ConfigError(f"train.ctc_entropy must be in [0, 1] (0 = off), got {self.ctc_entropy}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
+        if str(self.resident_data).lower() not in ("auto", "true", "false"):
+            raise ConfigError(f"train.resident_data must be auto, true or false, got {self.resident_data!r}")
         if self.workers < 0:
             raise ConfigError(f"train.workers must be >= 0, got {self.workers}")
         if self.precision not in ("fp32", "bf16"):

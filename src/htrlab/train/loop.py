@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 from htrlab.config import dump_yaml, to_dict
 from htrlab.data.augment import augment
-from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate, iterate_batches, shard_batches
+from htrlab.data.batching import (
+    MAX_WIDTH_SPREAD,
+    Batch,
+    bucket_batches,
+    collate,
+    iterate_batches,
+    shard_batches,
+)
 from htrlab.data.dataset import open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
@@ -121,6 +128,80 @@ class _AugmentedBatches(torch.utils.data.Dataset):
         return collate(
             imgs, [self.lines.texts[i] for i in idx], [self.lines.ids[i] for i in idx], self.charset
         )
+
+
+class _ResidentLines:
+    """The prepared training lines as one uint8 tensor on the training device (row-major, line after line),
+    from which batches are gathered and augmented there (``train.resident_data``)."""
+
+    def __init__(self, lines: Any, device: torch.device) -> None:
+        self.height = lines.images[0].shape[0]
+        widths = np.array([im.shape[1] for im in lines.images], dtype=np.int64)
+        self.widths = widths
+        self.offsets = np.concatenate([[0], np.cumsum(widths * self.height)[:-1]])
+        flat = np.concatenate([im.reshape(-1) for im in lines.images])
+        self.flat = torch.from_numpy(flat).to(device)
+        self.device = device
+
+    def gather(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lines ``idx`` as a (B, 1, H, W) float batch (ink = 1), padded to a multiple of 8, and their widths."""
+        w = self.widths[idx]
+        width = int(np.ceil(w.max() / 8) * 8)
+        out = torch.zeros(len(idx), 1, self.height, width, device=self.device)
+        for k, i in enumerate(idx):
+            n = int(self.widths[i]) * self.height
+            line = self.flat[int(self.offsets[i]) : int(self.offsets[i]) + n].view(self.height, -1)
+            out[k, 0, :, : line.shape[1]] = line.float() / 255.0
+        return out, torch.from_numpy(w)
+
+
+def _resident_stream(
+    resident: _ResidentLines,
+    lines: Any,
+    batches: list[Any],
+    start: int,
+    seeds: tuple[int, int, int],
+    cfg: RunConfig,
+    charset: Charset,
+) -> Generator[Any, None, None]:
+    """The batches of one epoch from ``start`` on, gathered and augmented on the device; each batch's random
+    draws are seeded by its position (seed, epoch, batch, rank), as the line-by-line path does."""
+    from htrlab.data.augment_torch import augment_batch
+
+    seed, epoch, rank = seeds
+    for b in range(start, len(batches)):
+        idx = batches[b]
+        images, widths = resident.gather(idx)
+        key = int(np.random.default_rng([seed, epoch, b, rank]).integers(2**62))
+        gen = torch.Generator().manual_seed(key)
+        noise_gen = None
+        if images.device.type != "cpu":
+            noise_gen = torch.Generator(device=images.device).manual_seed(key)
+        images, widths = augment_batch(images, widths, cfg.augment, gen, noise_gen)
+        texts, ids = [lines.texts[i] for i in idx], [lines.ids[i] for i in idx]
+        encoded = [charset.encode(t, sid) for t, sid in zip(texts, ids)]
+        yield Batch(
+            images,
+            widths,
+            torch.tensor([c for e in encoded for c in e], dtype=torch.long),
+            torch.tensor([len(e) for e in encoded], dtype=torch.long),
+            texts,
+            ids,
+        )
+
+
+def _use_resident(cfg: RunConfig, device: torch.device, square: bool) -> bool:
+    """Whether ``train.resident_data`` asks for the resident path here (refused where it cannot run)."""
+    from htrlab.data.augment_torch import supports
+
+    choice = str(cfg.train.resident_data).lower()
+    can = supports(cfg.augment, square)
+    if choice == "true" and not can:
+        raise ConfigError(
+            "train.resident_data: augmentation on the device does not do augment.damage or square inputs; "
+            "set train.resident_data=false"
+        )
+    return choice == "true" or (choice == "auto" and device.type == "cuda" and can)
 
 
 def _batch_stream(data: _AugmentedBatches, workers: int) -> Generator[Any, None, None]:
@@ -829,6 +910,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 loss = loss - cfg.train.ctc_entropy * ent
         return loss, log_probs, lengths
 
+    resident = _ResidentLines(train_lines, device) if _use_resident(cfg, device, square) else None
+    if resident is not None and is_main:
+        _log(
+            f"data: {len(train_lines)} training lines resident on {device} "
+            f"({resident.flat.numel() / 2**20:.0f} MiB), augmented there"
+        )
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
     model.train()
     # under a time budget the step count is not known in advance
@@ -854,12 +941,17 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             world,
         )
         batches = [[int(drawn[i]) for i in b] for b in batches]
-        stream = _batch_stream(
-            _AugmentedBatches(
-                train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset, square
-            ),
-            cfg.train.workers,
-        )
+        if resident is not None:
+            stream = _resident_stream(
+                resident, train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset
+            )
+        else:
+            stream = _batch_stream(
+                _AugmentedBatches(
+                    train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset, square
+                ),
+                cfg.train.workers,
+            )
         while st["batch"] < len(batches):
             batch = next(stream)
             for g in opt.param_groups:
