@@ -1,0 +1,168 @@
+"""One GPU window: train from a pack for a few minutes, score the result, time the models, bring it all back.
+
+    bash benchmarks/gpu_window.sh PACK MINUTES OUT [--init CKPT] [--set KEY=VALUE ...]
+    python benchmarks/gpu_window.py --pack runs/hooker-96.htrpack --minutes 9 --out $OUT \
+        --init default --set preprocess.height=96
+
+Prepared on the CPU, run where the GPU is (the device tool carries the working tree: the pack goes in a folder
+of the repository that git ignores, named in ``carry``). Steps, each timed:
+
+1. train ``--config`` (default: the default model's recipe) on the pack for ``--minutes`` of training time,
+   starting from ``--init`` (the bundled model, or the last window's checkpoint), the data resident on the GPU
+   and augmented there (``train.resident_data``), bf16 where asked;
+2. score the best checkpoint on the pack's val and test lines (the crops the pack holds; per crop style on
+   the CPU afterwards with ``benchmarks/crop_styles.py``), greedy, on the machine's CPU cores;
+3. time reading on the device: sentences/s and tokens/s of the trained model and of ``--speed-models``
+   (registered architectures at their real sizes, random weights: ``trocr-small,trocr-base,trocr-large``), in
+   batches of ``--speed-batch`` lines of the pack's test split;
+4. write OUT/window.json (everything above, with the machine) and OUT/best-fp16.safetensors (the weights in
+   half precision, small enough to bring back; ``htrlab`` loads it like any checkpoint).
+
+Tried end to end on the CPU with a tiny model in tests/test_gpu_window.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from run_facts import run_facts
+
+from htrlab.data.batching import collate
+from htrlab.data.dataset import open_dataset
+from htrlab.data.preprocess import preprocess
+from htrlab.evaluate.evaluator import evaluate_splits
+from htrlab.evaluate.speed import random_engine
+from htrlab.train.checkpoint import load_checkpoint
+from htrlab.train.loop import load_run_config, train
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_reading(
+    model: torch.nn.Module,
+    cfg: Any,
+    grays: list[Any],
+    texts: list[str],
+    device: torch.device,
+    batch: int,
+    tokens_per_line: int,
+) -> dict[str, float]:
+    """Sentences/s and tokens/s of ``model`` reading ``grays`` (preprocessed as ``cfg`` says) on ``device``,
+    in batches of ``batch``, after one warm-up pass. Tokens: characters of the references for CTC models, the
+    tokens generated for autoregressive ones (``tokens_per_line`` each)."""
+    images = [preprocess(g, cfg) for g in grays]
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1])
+    batches = [order[k : k + batch] for k in range(0, len(order), batch)]
+    model = model.to(device).eval()
+    seq2seq = bool(getattr(model, "seq2seq", False))
+    with torch.no_grad():
+        for _ in range(2):  # the first pass warms up kernels and allocator
+            _sync(device)
+            t0 = time.perf_counter()
+            for idx in batches:
+                b = collate([images[i] for i in idx], [texts[i] for i in idx], [str(i) for i in idx])
+                model(b.images.to(device), b.widths.to(device))
+            _sync(device)
+            seconds = time.perf_counter() - t0
+    tokens = len(images) * tokens_per_line if seq2seq else sum(len(t) for t in texts)
+    return {
+        "lines": len(images),
+        "seconds": seconds,
+        "sentences_per_s": len(images) / seconds,
+        "tokens_per_s": tokens / seconds,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pack", required=True, help="the data (htrlab data pack ... -o X.htrpack)")
+    ap.add_argument("--minutes", type=float, required=True, help="training time")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--config", default="configs/default-model.yaml")
+    ap.add_argument("--init", default="default", help="checkpoint to start from ('' = random weights)")
+    ap.add_argument("--set", action="append", default=[], help="further config overrides")
+    ap.add_argument("--speed-models", default="trocr-small,trocr-base,trocr-large")
+    ap.add_argument("--speed-lines", type=int, default=512)
+    ap.add_argument("--speed-batch", type=int, default=64)
+    ap.add_argument("--tokens-per-line", type=int, default=32)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    report: dict[str, Any] = {**run_facts(), "device": str(device), "args": vars(args), "steps": {}}
+    if device.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(device)
+
+    t0 = time.perf_counter()
+    overrides = [
+        f"data.dataset={args.pack}",
+        f"train.out_dir={out / 'run'}",
+        f"train.time_budget_min={args.minutes}",
+        f"model.init_from={args.init}",
+        "train.progress=false",
+        *args.set,
+    ]
+    cfg = load_run_config(args.config, overrides)
+    summary = train(cfg)
+    report["steps"]["train_s"] = time.perf_counter() - t0
+    rows = [json.loads(x) for x in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    report["curve"] = [
+        {k: r.get(k) for k in ("step", "epoch", "val_cer", "val_cer_raw", "train_cer", "elapsed_s")}
+        for r in rows
+        if r["kind"] == "eval"
+    ]
+    timed = [r for r in rows if r.get("elapsed_s")]
+    if timed:  # training lines per second of the run's wall time, its validations included
+        last = max(timed, key=lambda r: r["step"])
+        report["lines_per_s"] = last["step"] * cfg.train.batch_size / last["elapsed_s"]
+    report["train_summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+
+    t0 = time.perf_counter()
+    best = load_checkpoint(out / "run" / "best.safetensors")
+    ds = open_dataset(args.pack)
+    splits = [s for s in ("val", "test") if s in ds.splits]
+    results = evaluate_splits(best, args.pack, splits, progress=False)  # on the CPU cores
+    report["scores"] = {r.split: {"lines": r.lines, "cer": r.cer, "wer": r.wer} for r in results}
+    report["steps"]["score_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    speed_split = "test" if "test" in ds.splits else ds.splits[-1]
+    samples = [s for s in ds.split(speed_split) if s.text][: args.speed_lines]
+    grays, texts = [s.load_image() for s in samples], [s.text for s in samples]
+    speed = {"trained": time_reading(best.model, best.preprocess, grays, texts, device, args.speed_batch, 0)}
+    for name in [m for m in args.speed_models.split(",") if m.strip()]:
+        engine = random_engine(name.strip(), args.tokens_per_line)
+        speed[name] = {
+            "params": engine.params,
+            **time_reading(
+                engine.module, engine.preprocess, grays, texts, device, args.speed_batch, args.tokens_per_line
+            ),
+        }
+        del engine
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    report["speed"] = speed
+    report["steps"]["speed_s"] = time.perf_counter() - t0
+
+    from htrlab.train.checkpoint import save_checkpoint
+
+    half = best.model.to("cpu").half()
+    save_checkpoint(out / "best-fp16.safetensors", half, best.meta)
+    (out / "window.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(json.dumps({k: report[k] for k in ("scores", "steps")}, indent=2))
+    for name, row in speed.items():
+        print(f"{name}: {row['sentences_per_s']:.1f} sentences/s, {row['tokens_per_s']:.0f} tokens/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

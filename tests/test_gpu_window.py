@@ -1,0 +1,50 @@
+"""The GPU window job runs end to end on the CPU: a tiny model trained from a pack for a few seconds, scored,
+timed, and brought back as JSON and a half-precision checkpoint that htrlab loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from htrlab.cli.main import main
+from htrlab.train.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
+    from tests.conftest import make_page
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    make_page(pages, ["zebra quiz", "jolly fox", "box of 42", "a quiet day"])
+    make_page(pages, ["seeds of kew", "many thanks"], name="page2")
+    make_page(pages, ["kind regards", "the garden"], name="page3")
+    (pages / "splits.tsv").write_text("page1\ttrain\npage2\tval\npage3\ttest\n", encoding="utf-8")
+    pack = tmp_path / "p.htrpack"
+    assert main(["data", "pack", str(pages), "-o", str(pack), "--height", "32"]) == 0
+    out = tmp_path / "window"
+    sets = [
+        "model.name=htr-jand",
+        "model.tiny=true",
+        "preprocess.height=32",
+        "train.batch_size=2",
+        "train.threads=1",
+        "train.eval_every=2",
+        "train.max_steps=4",
+        "train.resident_data=true",
+    ]
+    cmd = ["bash", str(ROOT / "benchmarks" / "gpu_window.sh"), str(pack), "0.2", str(out), "--init", ""]
+    cmd += [x for s in sets for x in ("--set", s)]
+    cmd += ["--speed-models", "htr-jand-student", "--speed-lines", "4", "--speed-batch", "2"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "window.json").read_text())
+    assert report["device"] == "cpu" and report["curve"] and report["lines_per_s"] > 0
+    assert set(report["scores"]) == {"val", "test"} and report["scores"]["test"]["lines"] == 2
+    assert set(report["speed"]) == {"trained", "htr-jand-student"}
+    assert all(r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0 for r in report["speed"].values())
+    half = load_checkpoint(out / "best-fp16.safetensors")
+    assert next(half.model.parameters()).dtype.is_floating_point
+    assert (out / "best-fp16.safetensors").stat().st_size < (out / "run" / "best.safetensors").stat().st_size
