@@ -9,7 +9,8 @@ of the repository that git ignores, named in ``carry``). Steps, each timed:
 
 1. train ``--config`` (default: the default model's recipe) on the pack for ``--minutes`` of training time,
    starting from ``--init`` (the bundled model, or the last window's checkpoint), the data resident on the GPU
-   and augmented there (``train.resident_data``), bf16 where asked;
+   and augmented there (``train.resident_data``), bf16 where asked; the config's ``data.extra_train`` (folders
+   on this machine) is replaced by the packs given with ``--extra`` (pack them with ``htrlab data pack``);
 2. score the best checkpoint on the pack's val and test lines (the crops the pack holds; per crop style on
    the CPU afterwards with ``benchmarks/crop_styles.py``), greedy, on the machine's CPU cores;
 3. time reading on the device: sentences/s and tokens/s of the trained model and of ``--speed-models``
@@ -82,6 +83,14 @@ def time_reading(
     }
 
 
+def _extra_entry(text: str) -> dict[str, Any]:
+    """``PATH`` or ``PATH:MAX_LINES`` as a data.extra_train entry (its train split)."""
+    path, _, cap = text.rpartition(":")
+    if not cap.isdigit():
+        return {"dataset": text, "split": "train"}
+    return {"dataset": path, "split": "train", "max_lines": int(cap)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pack", required=True, help="the data (htrlab data pack ... -o X.htrpack)")
@@ -89,6 +98,14 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--config", default="configs/default-model.yaml")
     ap.add_argument("--init", default="default", help="checkpoint to start from ('' = random weights)")
+    ap.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="PATH[:MAX_LINES]",
+        help="extra training data carried to the device (a pack of synthetic lines, say); replaces the config's "
+        "data.extra_train, whose folders are not on the device. Repeatable; none: the pack's lines only",
+    )
     ap.add_argument("--set", action="append", default=[], help="further config overrides")
     ap.add_argument("--speed-models", default="trocr-small,trocr-base,trocr-large")
     ap.add_argument("--speed-lines", type=int, default=512)
@@ -109,6 +126,7 @@ def main() -> int:
         f"train.time_budget_min={args.minutes}",
         f"model.init_from={args.init}",
         "train.progress=false",
+        f"data.extra_train={json.dumps([_extra_entry(e) for e in args.extra])}",
         *args.set,
     ]
     cfg = load_run_config(args.config, overrides)
@@ -128,6 +146,9 @@ def main() -> int:
 
     t0 = time.perf_counter()
     best = load_checkpoint(out / "run" / "best.safetensors")
+    report["data"] = {
+        k: best.meta.data.get(k) for k in ("train_lines", "main_train_lines", "extra_train", "val_lines")
+    }
     ds = open_dataset(args.pack)
     splits = [s for s in ("val", "test") if s in ds.splits]
     results = evaluate_splits(best, args.pack, splits, progress=False)  # on the CPU cores

@@ -24,6 +24,12 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     (pages / "splits.tsv").write_text("page1\ttrain\npage2\tval\npage3\ttest\n", encoding="utf-8")
     pack = tmp_path / "p.htrpack"
     assert main(["data", "pack", str(pages), "-o", str(pack), "--height", "32"]) == 0
+    synth = tmp_path / "synth"
+    synth.mkdir()
+    make_page(synth, ["quiet zebras", "seven foxes", "kind words"], name="s1")
+    (synth / "splits.tsv").write_text("s1\ttrain\n", encoding="utf-8")
+    extra = tmp_path / "s.htrpack"
+    assert main(["data", "pack", str(synth), "-o", str(extra), "--height", "32"]) == 0
     out = tmp_path / "window"
     sets = [
         "model.name=htr-jand",
@@ -35,13 +41,24 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
         "train.max_steps=4",
         "train.resident_data=true",
     ]
-    cmd = ["bash", str(ROOT / "benchmarks" / "gpu_window.sh"), str(pack), "0.2", str(out), "--init", ""]
+    cmd = [
+        "bash",
+        str(ROOT / "benchmarks" / "gpu_window.sh"),
+        str(pack),
+        "0.2",
+        str(out),
+        "--init",
+        "",
+        "--extra",
+        f"{extra}:2",
+    ]
     cmd += [x for s in sets for x in ("--set", s)]
     cmd += ["--speed-models", "htr-jand-student", "--speed-lines", "4", "--speed-batch", "2"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "window.json").read_text())
     assert report["device"] == "cpu" and report["curve"] and report["lines_per_s"] > 0
+    assert report["data"]["train_lines"] == 4 + 2  # the pack's train lines and two of the extra pack's
     assert set(report["scores"]) == {"val", "test"} and report["scores"]["test"]["lines"] == 2
     assert set(report["speed"]) == {"trained", "htr-jand-student"}
     assert all(r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0 for r in report["speed"].values())
