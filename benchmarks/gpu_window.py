@@ -1,8 +1,10 @@
 """One GPU window: train from a pack for a few minutes, score the result, time the models, bring it all back.
 
     bash benchmarks/gpu_window.sh PACK MINUTES OUT [--init CKPT] [--set KEY=VALUE ...]
-    python benchmarks/gpu_window.py --pack runs/hooker-96.htrpack --minutes 9 --out $OUT \
-        --init default --set preprocess.height=96
+    python benchmarks/prepare_window.py      # here, before the window: wheels, stand-ins, packs; prints the call
+
+    bash benchmarks/gpu_window.sh window/hooker-64.htrpack 6 $OUT --config configs/window-teacher.yaml --init '' \
+        --extra window/synth-hand-64.htrpack --extra window/synth-printed-64.htrpack
 
 Prepared on the CPU, run where the GPU is (the device tool carries the working tree: the pack goes in a folder
 of the repository that git ignores, named in ``carry``). Steps, each timed:
@@ -11,11 +13,13 @@ of the repository that git ignores, named in ``carry``). Steps, each timed:
    starting from ``--init`` (the bundled model, or the last window's checkpoint), the data resident on the GPU
    and augmented there (``train.resident_data``), bf16 where asked; the config's ``data.extra_train`` (folders
    on this machine) is replaced by the packs given with ``--extra`` (pack them with ``htrlab data pack``);
-2. score the best checkpoint on the pack's val and test lines (the crops the pack holds; per crop style on
-   the CPU afterwards with ``benchmarks/crop_styles.py``), greedy, on the machine's CPU cores;
+2. score the best checkpoint on the pack's val and test lines, greedy, on the machine's CPU cores, per crop
+   style where the pack holds several (``htrlab data pack --line-crop mixed [--one-style-per-line]``; the full
+   table of every line in every style is made back on the CPU with ``benchmarks/crop_styles.py``);
 3. time reading on the device: sentences/s and tokens/s of the trained model and of ``--speed-models``
-   (registered architectures at their real sizes, random weights: ``trocr-small,trocr-base,trocr-large``), in
-   batches of ``--speed-batch`` lines of the pack's test split;
+   (``default``: the bundled model; registered architectures at their real sizes with random weights:
+   ``trocr-small,trocr-base,trocr-large``), in batches of ``--speed-batch`` lines of the pack's test split
+   (else its last);
 4. write OUT/window.json (everything above, with the machine) and OUT/best-fp16.safetensors (the weights in
    half precision, small enough to bring back; ``htrlab`` loads it like any checkpoint).
 
@@ -34,10 +38,13 @@ from typing import Any
 import torch
 from run_facts import run_facts
 
+from htrlab.bundled import default_checkpoint
 from htrlab.data.batching import collate
 from htrlab.data.dataset import open_dataset
 from htrlab.data.preprocess import preprocess
+from htrlab.data.sample import CUT_MARK
 from htrlab.evaluate.evaluator import evaluate_splits
+from htrlab.evaluate.metrics import count_errors
 from htrlab.evaluate.speed import random_engine
 from htrlab.train.checkpoint import load_checkpoint
 from htrlab.train.loop import load_run_config, train
@@ -83,6 +90,11 @@ def time_reading(
     }
 
 
+def _cer_wer(rows: list[dict[str, Any]]) -> dict[str, float]:
+    counts = count_errors([r["ref"] for r in rows], [r["hyp"] for r in rows])
+    return {"cer": counts.cer, "wer": counts.wer}
+
+
 def _extra_entry(text: str) -> dict[str, Any]:
     """``PATH`` or ``PATH:MAX_LINES`` as a data.extra_train entry (its train split)."""
     path, _, cap = text.rpartition(":")
@@ -107,7 +119,7 @@ def main() -> int:
         "data.extra_train, whose folders are not on the device. Repeatable; none: the pack's lines only",
     )
     ap.add_argument("--set", action="append", default=[], help="further config overrides")
-    ap.add_argument("--speed-models", default="trocr-small,trocr-base,trocr-large")
+    ap.add_argument("--speed-models", default="default,trocr-small,trocr-base,trocr-large")
     ap.add_argument("--speed-lines", type=int, default=512)
     ap.add_argument("--speed-batch", type=int, default=64)
     ap.add_argument("--tokens-per-line", type=int, default=32)
@@ -153,6 +165,15 @@ def main() -> int:
     splits = [s for s in ("val", "test") if s in ds.splits]
     results = evaluate_splits(best, args.pack, splits, progress=False)  # on the CPU cores
     report["scores"] = {r.split: {"lines": r.lines, "cer": r.cer, "wer": r.wer} for r in results}
+    for r in results:  # lines of a mixed-crop pack: scored per crop style too (ids end in ~style)
+        by_style: dict[str, list[dict[str, Any]]] = {}
+        for row in r.predictions:
+            if CUT_MARK in row["id"]:
+                by_style.setdefault(row["id"].split(CUT_MARK, 1)[1].rstrip("0123456789"), []).append(row)
+        if by_style:
+            report["scores"][r.split]["styles"] = {
+                style: {"lines": len(rows), **_cer_wer(rows)} for style, rows in sorted(by_style.items())
+            }
     report["steps"]["score_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -160,8 +181,15 @@ def main() -> int:
     samples = [s for s in ds.split(speed_split) if s.text][: args.speed_lines]
     grays, texts = [s.load_image() for s in samples], [s.text for s in samples]
     speed = {"trained": time_reading(best.model, best.preprocess, grays, texts, device, args.speed_batch, 0)}
-    for name in [m for m in args.speed_models.split(",") if m.strip()]:
-        engine = random_engine(name.strip(), args.tokens_per_line)
+    for name in [m.strip() for m in args.speed_models.split(",") if m.strip()]:
+        if name == "default":  # the bundled model's weights on the device (torch; its ONNX runs on CPUs)
+            bundled = load_checkpoint(default_checkpoint("torch"))
+            speed[name] = time_reading(
+                bundled.model.float(), bundled.preprocess, grays, texts, device, args.speed_batch, 0
+            )
+            del bundled
+            continue
+        engine = random_engine(name, args.tokens_per_line)
         speed[name] = {
             "params": engine.params,
             **time_reading(

