@@ -20,8 +20,12 @@ of the repository that git ignores, named in ``carry``). Steps, each timed:
    (``default``: the bundled model; registered architectures at their real sizes with random weights:
    ``trocr-small,trocr-base,trocr-large``), in batches of ``--speed-batch`` lines of the pack's test split
    (else its last);
-4. write OUT/window.json (everything above, with the machine) and OUT/best-fp16.safetensors (the weights in
-   half precision, small enough to bring back; ``htrlab`` loads it like any checkpoint).
+4. with ``--probe-steps N``: train N steps of the same recipe through CPU DataLoader workers, for the lines/s
+   of the resident path against the DataLoader path on the same machine;
+5. OUT/window.json (everything above, with the machine; rewritten after every step, so that what was done comes
+   back if the call runs out of time) and OUT/best-fp16.safetensors (the best weights in half precision, written
+   as soon as training ends; ``htrlab`` loads it like any checkpoint). The full-precision checkpoints and
+   optimizer state are deleted at the end, so that OUT stays small enough to bring back.
 
 Tried end to end on the CPU with a tiny model in tests/test_gpu_window.py.
 """
@@ -29,12 +33,15 @@ Tried end to end on the CPU with a tiny model in tests/test_gpu_window.py.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from run_facts import run_facts
 
@@ -46,7 +53,7 @@ from htrlab.data.sample import CUT_MARK
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.evaluate.metrics import count_errors
 from htrlab.evaluate.speed import random_engine
-from htrlab.train.checkpoint import load_checkpoint
+from htrlab.train.checkpoint import load_checkpoint, save_checkpoint
 from htrlab.train.loop import load_run_config, train
 
 
@@ -58,15 +65,15 @@ def _sync(device: torch.device) -> None:
 def time_reading(
     model: torch.nn.Module,
     cfg: Any,
+    charset: Any,
     grays: list[Any],
     texts: list[str],
     device: torch.device,
     batch: int,
-    tokens_per_line: int,
 ) -> dict[str, float]:
     """Sentences/s and tokens/s of ``model`` reading ``grays`` (preprocessed as ``cfg`` says) on ``device``,
-    in batches of ``batch``, after one warm-up pass. Tokens: characters of the references for CTC models, the
-    tokens generated for autoregressive ones (``tokens_per_line`` each)."""
+    in batches of ``batch``, after one warm-up pass. Tokens: characters of the references for CTC models (one
+    pass reads them all), the tokens an autoregressive model generated (its end token included)."""
     images = [preprocess(g, cfg) for g in grays]
     order = sorted(range(len(images)), key=lambda i: images[i].shape[1])
     batches = [order[k : k + batch] for k in range(0, len(order), batch)]
@@ -74,20 +81,36 @@ def time_reading(
     seq2seq = bool(getattr(model, "seq2seq", False))
     with torch.no_grad():
         for _ in range(2):  # the first pass warms up kernels and allocator
+            generated = 0
             _sync(device)
             t0 = time.perf_counter()
             for idx in batches:
                 b = collate([images[i] for i in idx], [texts[i] for i in idx], [str(i) for i in idx])
-                model(b.images.to(device), b.widths.to(device))
+                if seq2seq:
+                    out, _ = model.generate(b.images.to(device), charset)  # type: ignore[operator]
+                    generated += sum(len(t) + 1 for t in out)
+                else:
+                    model(b.images.to(device), b.widths.to(device))
             _sync(device)
             seconds = time.perf_counter() - t0
-    tokens = len(images) * tokens_per_line if seq2seq else sum(len(t) for t in texts)
+    tokens = generated if seq2seq else sum(len(t) for t in texts)
     return {
         "lines": len(images),
         "seconds": seconds,
         "sentences_per_s": len(images) / seconds,
         "tokens_per_s": tokens / seconds,
     }
+
+
+def _save(out: Path, report: dict[str, Any]) -> None:
+    (out / "window.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def _training_lines_per_s(rows: list[dict[str, Any]], batch: int) -> float | None:
+    """Lines per second of training steps alone: the batch over the median time per step of the logged
+    intervals (the first left out: it holds start-up)."""
+    steps = [r["s_per_step"] for r in rows if r.get("kind") == "train" and r.get("s_per_step")][1:]
+    return batch / float(np.median(steps)) if steps else None
 
 
 def _cer_wer(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -122,7 +145,19 @@ def main() -> int:
     ap.add_argument("--speed-models", default="default,trocr-small,trocr-base,trocr-large")
     ap.add_argument("--speed-lines", type=int, default=512)
     ap.add_argument("--speed-batch", type=int, default=64)
-    ap.add_argument("--tokens-per-line", type=int, default=32)
+    ap.add_argument(
+        "--tokens-per-line",
+        type=int,
+        default=32,
+        help="most tokens a random-weight autoregressive model writes",
+    )
+    ap.add_argument(
+        "--probe-steps",
+        type=int,
+        default=0,
+        help="then train this many steps through CPU DataLoader workers (train.resident_data=false), to compare "
+        "lines/s with the resident path of the main run (0: no probe)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,10 +189,13 @@ def main() -> int:
     if timed:  # training lines per second of the run's wall time, its validations included
         last = max(timed, key=lambda r: r["step"])
         report["lines_per_s"] = last["step"] * cfg.train.batch_size / last["elapsed_s"]
+    report["train_lines_per_s"] = _training_lines_per_s(rows, cfg.train.batch_size)
     report["train_summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
+    best = load_checkpoint(out / "run" / "best.safetensors")
+    save_checkpoint(out / "best-fp16.safetensors", copy.deepcopy(best.model).half(), best.meta)
+    _save(out, report)  # what is done comes back even if a later step runs out of time
 
     t0 = time.perf_counter()
-    best = load_checkpoint(out / "run" / "best.safetensors")
     report["data"] = {
         k: best.meta.data.get(k) for k in ("train_lines", "main_train_lines", "extra_train", "val_lines")
     }
@@ -175,17 +213,28 @@ def main() -> int:
                 style: {"lines": len(rows), **_cer_wer(rows)} for style, rows in sorted(by_style.items())
             }
     report["steps"]["score_s"] = time.perf_counter() - t0
+    _save(out, report)
 
     t0 = time.perf_counter()
     speed_split = "test" if "test" in ds.splits else ds.splits[-1]
     samples = [s for s in ds.split(speed_split) if s.text][: args.speed_lines]
     grays, texts = [s.load_image() for s in samples], [s.text for s in samples]
-    speed = {"trained": time_reading(best.model, best.preprocess, grays, texts, device, args.speed_batch, 0)}
+    speed = {
+        "trained": time_reading(
+            best.model, best.preprocess, best.charset, grays, texts, device, args.speed_batch
+        )
+    }
     for name in [m.strip() for m in args.speed_models.split(",") if m.strip()]:
         if name == "default":  # the bundled model's weights on the device (torch; its ONNX runs on CPUs)
             bundled = load_checkpoint(default_checkpoint("torch"))
             speed[name] = time_reading(
-                bundled.model.float(), bundled.preprocess, grays, texts, device, args.speed_batch, 0
+                bundled.model.float(),
+                bundled.preprocess,
+                bundled.charset,
+                grays,
+                texts,
+                device,
+                args.speed_batch,
             )
             del bundled
             continue
@@ -193,20 +242,47 @@ def main() -> int:
         speed[name] = {
             "params": engine.params,
             **time_reading(
-                engine.module, engine.preprocess, grays, texts, device, args.speed_batch, args.tokens_per_line
+                engine.module, engine.preprocess, engine.charset, grays, texts, device, args.speed_batch
             ),
         }
         del engine
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    report["speed"] = speed
+        report["speed"] = speed
+        _save(out, report)
     report["steps"]["speed_s"] = time.perf_counter() - t0
+    _save(out, report)
 
-    from htrlab.train.checkpoint import save_checkpoint
-
-    half = best.model.to("cpu").half()
-    save_checkpoint(out / "best-fp16.safetensors", half, best.meta)
-    (out / "window.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    if (
+        args.probe_steps > 0
+    ):  # the same recipe through CPU DataLoader workers, for the resident path's speed-up
+        t0 = time.perf_counter()
+        workers = min(8, len(os.sched_getaffinity(0)))
+        probe = [*overrides, f"train.out_dir={out / 'probe'}", "train.resident_data=false"]
+        probe += [
+            f"train.workers={workers}",
+            f"train.max_steps={args.probe_steps}",
+            "train.time_budget_min=0",
+        ]
+        probe += [
+            f"train.eval_every={args.probe_steps + 1}",
+            f"train.log_every={max(1, args.probe_steps // 10)}",
+        ]
+        probe += ["model.init_from="]
+        pcfg = load_run_config(args.config, probe)
+        train(pcfg)
+        prow = [json.loads(x) for x in (out / "probe" / "metrics.jsonl").read_text().splitlines()]
+        report["dataloader_probe"] = {
+            "workers": workers,
+            "steps": args.probe_steps,
+            "train_lines_per_s": _training_lines_per_s(prow, pcfg.train.batch_size),
+            "resident_train_lines_per_s": report["train_lines_per_s"],
+        }
+        report["steps"]["probe_s"] = time.perf_counter() - t0
+        _save(out, report)
+    for big in ("best.safetensors", "last.safetensors", "last.state.safetensors"):  # the fp16 copy comes back
+        for d in ("run", "probe"):
+            (out / d / big).unlink(missing_ok=True)
     print(json.dumps({k: report[k] for k in ("scores", "steps")}, indent=2))
     for name, row in speed.items():
         print(f"{name}: {row['sentences_per_s']:.1f} sentences/s, {row['tokens_per_s']:.0f} tokens/s")

