@@ -3,7 +3,7 @@
     bash benchmarks/gpu_window.sh PACK MINUTES OUT [--init CKPT] [--set KEY=VALUE ...]
     python benchmarks/prepare_window.py      # here, before the window: wheels, stand-ins, packs; prints the call
 
-    bash benchmarks/gpu_window.sh window/hooker-64.htrpack 6 $OUT --config configs/window-teacher.yaml --init '' \
+    bash benchmarks/gpu_window.sh window/hooker-64.htrpack 5 $OUT --config configs/window-teacher.yaml --init '' \
         --extra window/synth-hand-64.htrpack --extra window/synth-printed-64.htrpack
 
 Prepared on the CPU, run where the GPU is (the device tool carries the working tree: the pack goes in a folder

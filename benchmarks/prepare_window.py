@@ -142,8 +142,10 @@ def main() -> int:
     extra = "".join(f" --extra {args.out}/{d.name}-{args.height}.htrpack" for d in synth)
     print(
         "\nIn the window (device tool, carry ['.whl', 'window'], timeout_s 600):\n"
-        f"  bash benchmarks/gpu_window.sh {args.out}/hooker-{args.height}.htrpack 8 $OUT --config "
-        f"configs/window-teacher.yaml --init ''{extra}"
+        f"  bash benchmarks/gpu_window.sh {args.out}/hooker-{args.height}.htrpack 5 $OUT --config "
+        f"configs/window-teacher.yaml --init ''{extra} --probe-steps 200\n"
+        "(5 minutes of training leave room in the 600 s a call may run for start-up, scoring, the speed table and "
+        "the DataLoader probe; later windows: --init the last window's best-fp16.safetensors, no probe)"
     )
     return 0
 
