@@ -24,8 +24,10 @@ of the repository that git ignores, named in ``carry``). Steps, each timed:
    of the resident path against the DataLoader path on the same machine;
 5. OUT/window.json (everything above, with the machine; rewritten after every step, so that what was done comes
    back if the call runs out of time) and OUT/best-fp16.safetensors (the best weights in half precision, written
-   as soon as training ends; ``htrlab`` loads it like any checkpoint). The full-precision checkpoints and
-   optimizer state are deleted at the end, so that OUT stays small enough to bring back.
+   as soon as training ends; ``htrlab`` loads it like any checkpoint), cut into parts of 15 MiB when larger
+   (the device tool brings back files of 16 MiB at most; ``cat best-fp16.safetensors.part* >
+   best-fp16.safetensors`` joins them, window.json gives their sha256). Of the runs' folders only
+   metrics.jsonl is kept, so that OUT stays within the 8 files that come back.
 
 Tried end to end on the CPU with a tiny model in tests/test_gpu_window.py.
 """
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -100,6 +103,25 @@ def time_reading(
         "sentences_per_s": len(images) / seconds,
         "tokens_per_s": tokens / seconds,
     }
+
+
+PART_BYTES = 15 << 20  # the device tool brings back files of at most 16 MiB (8 files in all)
+
+
+def split_file(path: Path, part_bytes: int = PART_BYTES) -> dict[str, Any]:
+    """Cut ``path`` into ``NAME.part00, .part01, ...`` of at most ``part_bytes`` when it is larger (the whole file
+    removed); ``cat NAME.part* > NAME`` (parts in order) puts it back. Returns the part names and the sha256."""
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) <= part_bytes:
+        return {"parts": [path.name], "sha256": digest}
+    names = []
+    for k in range(0, len(data), part_bytes):
+        part = path.with_name(f"{path.name}.part{k // part_bytes:02d}")  # in order under a glob
+        part.write_bytes(data[k : k + part_bytes])
+        names.append(part.name)
+    path.unlink()
+    return {"parts": names, "sha256": digest}
 
 
 def _save(out: Path, report: dict[str, Any]) -> None:
@@ -193,6 +215,7 @@ def main() -> int:
     report["train_summary"] = {k: v for k, v in summary.items() if isinstance(v, int | float | str)}
     best = load_checkpoint(out / "run" / "best.safetensors")
     save_checkpoint(out / "best-fp16.safetensors", copy.deepcopy(best.model).half(), best.meta)
+    report["checkpoint"] = split_file(out / "best-fp16.safetensors")
     _save(out, report)  # what is done comes back even if a later step runs out of time
 
     t0 = time.perf_counter()
@@ -280,9 +303,10 @@ def main() -> int:
         }
         report["steps"]["probe_s"] = time.perf_counter() - t0
         _save(out, report)
-    for big in ("best.safetensors", "last.safetensors", "last.state.safetensors"):  # the fp16 copy comes back
-        for d in ("run", "probe"):
-            (out / d / big).unlink(missing_ok=True)
+    for d in ("run", "probe"):  # of the runs' folders only the metrics come back (8 files in all)
+        for f in (out / d).glob("*") if (out / d).is_dir() else []:
+            if f.name != "metrics.jsonl":
+                f.unlink()
     print(json.dumps({k: report[k] for k in ("scores", "steps")}, indent=2))
     for name, row in speed.items():
         print(f"{name}: {row['sentences_per_s']:.1f} sentences/s, {row['tokens_per_s']:.0f} tokens/s")

