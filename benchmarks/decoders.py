@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from run_facts import run_facts
 
-from htrlab.cli.common import _DEFAULTS, make_decoder
 from htrlab.data.dataset import open_dataset
+from htrlab.decoding.config import DecoderConfig, make_decoder
 from htrlab.decoding.rescore import (
     RESCORE_GRID,
     CausalLMScorer,
@@ -82,15 +82,9 @@ def main() -> int:
         data[split] = (texts, ems, seconds)
         print(f"{split}: {len(ems)} lines, network {len(ems) / data[split][2]:.1f} lines/s", file=sys.stderr)
 
-    def options(**kw: Any) -> argparse.Namespace:
-        ns = argparse.Namespace(**_DEFAULTS)
-        ns.beam_size = args.beam_size
-        ns.token_beam = args.token_beam
-        ns.nbest = args.nbest
-        ns._decoding_applied = True
-        for k, v in kw.items():
-            setattr(ns, k, v)
-        return ns
+    def options(**kw: Any) -> DecoderConfig:
+        base = {"beam_size": args.beam_size, "token_beam": args.token_beam, "nbest": args.nbest}
+        return DecoderConfig(**{**base, **kw})
 
     def score(split: str, dec: Any) -> dict[str, float]:
         refs, ems, _ = data[split]
@@ -112,7 +106,7 @@ def main() -> int:
             }
             Path(args.json).write_text(json.dumps({**meta, "rows": rows}, indent=2), encoding="utf-8")
 
-    def run(label: str, ns: argparse.Namespace, grid: dict[str, list[float]]) -> argparse.Namespace:
+    def run(label: str, ns: DecoderConfig, grid: dict[str, list[float]]) -> DecoderConfig:
         refs, ems, _ = data["val"]
         if args.tune_lines:
             refs, ems = refs[: args.tune_lines], ems[: args.tune_lines]

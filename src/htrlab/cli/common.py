@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from htrlab.decoding.config import DECODERS_HELP as DECODER_HELP
+from htrlab.decoding.config import DecoderConfig
 from htrlab.errors import ConfigError, DataError
 
 
@@ -126,31 +128,8 @@ def add_engine_option(p: Any) -> None:
     )
 
 
-DECODER_HELP = (
-    "auto (default): for the bundled default model, beam search with its bundled character LM at the settings "
-    "tuned on Hooker val (docs/RESULTS.md), for other models greedy, or beam+lm when an LM is given; "
-    "greedy (best path); beam (CTC prefix beam search); beam+LMS: beam search fused with language models, "
-    "LMS one or more of char (--lm), word (--word-lm), neural (--neural-lm) joined by '+', or lm for every one "
-    "given (beam+lm, beam+char+word, ...); rescore or rescore+LMS: N-best of that beam search rescored by a "
-    "causal LLM (--rescore-lm)"
-)
-_LM_PARTS = ("lm", "char", "word", "neural")
-_DEFAULTS: dict[str, Any] = {
-    "decoder": "auto",
-    "lm": None,
-    "lm_weight": 0.5,
-    "word_lm": None,
-    "word_lm_weight": 0.5,
-    "oov_score": -6.0,
-    "neural_lm": None,
-    "neural_lm_weight": 0.5,
-    "word_score": 0.0,
-    "beam_size": 16,
-    "token_beam": 0,
-    "rescore_lm": "smollm2",
-    "rescore_weight": 0.3,
-    "length_bonus": 0.5,
-    "nbest": 8,
+_DEFAULTS: dict[str, Any] = {  # the options' defaults: DecoderConfig's, the one place they are defined
+    f: getattr(DecoderConfig, f) for f in DecoderConfig.names()
 }
 
 
@@ -188,10 +167,6 @@ class _Given(argparse.Action):
         namespace._given = {*getattr(namespace, "_given", ()), self.dest}
 
 
-def _given(args: Any, key: str) -> bool:
-    return key in getattr(args, "_given", ())
-
-
 def add_beam_options(p: Any) -> None:
     """Beam search, LM and rescoring settings."""
     p.add_argument("--lm", action=_Given, help="character n-gram LM (ARPA from `htrlab lm build`)")
@@ -215,124 +190,47 @@ def add_beam_options(p: Any) -> None:
     )
 
 
-_LLM_CACHE: dict[str, Any] = {}
+def decoder_config(args: Any) -> DecoderConfig:
+    """The decoder settings of parsed options (the ones a command does not have keep their defaults)."""
+    return DecoderConfig(**{k: getattr(args, k) for k in DecoderConfig.names() if hasattr(args, k)})
 
 
 def apply_decoding_file(args: Any) -> None:
-    """Fill decoder options from ``--decoding FILE`` (keys are option names with underscores); options given
-    on the command line win."""
-    import json
-
-    from htrlab.errors import ConfigError
+    """Fill decoder options from ``--decoding FILE``: options given on the command line win, even at their
+    default value."""
+    from htrlab.decoding.config import read_decoding_file
 
     path = getattr(args, "decoding", None)
     if not path:
         return
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"--decoding {path}: cannot read JSON: {exc}") from exc
-    settings = doc.get("settings", doc)
-    for k, v in settings.items():
-        if (
-            hasattr(args, k)
-            and not _given(args, k)
-            and (k not in _DEFAULTS or getattr(args, k) == _DEFAULTS[k])
-        ):
-            setattr(args, k, v)
-
-
-def _auto_decoder(args: Any) -> str:
-    """What ``--decoder auto`` means for this model and these options; for the default model its bundled
-    settings fill the options left at their defaults."""
-    from htrlab.bundled import default_decoding, is_default_model
-
-    spec = getattr(args, "model", None) or getattr(args, "checkpoint", None)
-    bundled = default_decoding() if is_default_model(spec) else None
-    if bundled is None:
-        return "beam+lm" if args.lm or args.word_lm or args.neural_lm else "greedy"
-    if args.word_lm or args.neural_lm:  # the user's LMs, not the bundled settings
-        return "beam+lm"
-    for k, v in bundled.items():
-        if (
-            k != "decoder"
-            and hasattr(args, k)
-            and not _given(args, k)
-            and getattr(args, k) == _DEFAULTS.get(k)
-        ):
-            setattr(args, k, v)
-    return str(bundled.get("decoder", "beam+lm"))
+    filled = decoder_config(args).filled(read_decoding_file(path), getattr(args, "_given", set()))
+    for k in DecoderConfig.names():
+        if hasattr(args, k):
+            setattr(args, k, getattr(filled, k))
 
 
 def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str | None = None) -> Any:
-    """The decoder ``name`` (default ``args.decoder``) with the options' settings; ``None`` = greedy.
+    """The decoder ``name`` (default ``args.decoder``) with the options' settings (:mod:`htrlab.decoding.config`);
+    ``None`` = greedy. ``auto`` fills the options left out with the bundled settings for the default model, in
+    ``args`` too (later decoders of the same command see them)."""
+    from dataclasses import replace
 
-    An LM option that the decoder would not use is an error unless ``lm_unused_ok`` (several decoders share
-    the options)."""
-    from htrlab.errors import ConfigError
+    from htrlab.decoding.config import make_decoder as build
+    from htrlab.decoding.config import resolve
 
     if not getattr(args, "_decoding_applied", False):
         apply_decoding_file(args)
         args._decoding_applied = True
-    name = name or args.decoder
-    if name == "auto":
-        name = _auto_decoder(args)
-    head, *parts = name.split("+")
-    if head not in ("greedy", "beam", "rescore") or any(p not in _LM_PARTS for p in parts):
-        raise ConfigError(f"unknown decoder {name!r}: {DECODER_HELP}")
-    given = {"char": args.lm, "word": args.word_lm, "neural": args.neural_lm}
-    if head == "greedy":
-        if parts:
-            raise ConfigError(f"decoder {name!r}: language models need a beam search (beam+...)")
-        if any(given.values()) and not lm_unused_ok:
-            raise ConfigError(
-                "--lm/--word-lm/--neural-lm need --decoder beam+lm (or beam+char, beam+word, ...)"
-            )
-        return None
-    if "lm" in parts:
-        use = {k for k, v in given.items() if v}
-        if not use:
-            raise ConfigError(f"decoder {name!r} needs a language model: --lm, --word-lm and/or --neural-lm")
-    else:
-        use = set(parts)
-        missing = [p for p in use if not given[p]]
-        if missing:
-            opt = {"char": "--lm", "word": "--word-lm", "neural": "--neural-lm"}
-            raise ConfigError(f"decoder {name!r} needs {', '.join(opt[m] for m in missing)}")
-    unused = [k for k, v in given.items() if v and k not in use]
-    if unused and not lm_unused_ok:
-        raise ConfigError(
-            f"decoder {name!r} does not use the {', '.join(unused)} LM given; name it (e.g. beam+char+word) "
-            "or use beam+lm for every LM given"
-        )
-    from htrlab.decoding.beam import BeamConfig, BeamDecoder
-
-    cfg = BeamConfig(
-        beam_size=args.beam_size,
-        token_beam=getattr(args, "token_beam", 0),
-        lm_weight=args.lm_weight if "char" in use else 0.0,
-        word_score=args.word_score if use else 0.0,
-        word_lm_weight=args.word_lm_weight if "word" in use else 0.0,
-        neural_lm_weight=args.neural_lm_weight if "neural" in use else 0.0,
-    )
-    word_lm = neural_lm = None
-    if "word" in use:
-        from htrlab.lm.word import WordNgram
-
-        word_lm = WordNgram(args.word_lm, oov_log10=args.oov_score)
-    if "neural" in use:
-        from htrlab.lm.neural import CharLSTMLM
-
-        neural_lm = CharLSTMLM.load(args.neural_lm)
-    beam = BeamDecoder(charset, cfg, args.lm if "char" in use else None, word_lm, neural_lm)
-    if head == "beam":
-        return beam
-    from htrlab.decoding.rescore import CausalLMScorer, RescoreConfig, RescoreDecoder
-
-    if args.rescore_lm not in _LLM_CACHE:
-        _LLM_CACHE[args.rescore_lm] = CausalLMScorer(args.rescore_lm)
-    rcfg = RescoreConfig(nbest=args.nbest, weight=args.rescore_weight, length_bonus=args.length_bonus)
-    return RescoreDecoder(beam, _LLM_CACHE[args.rescore_lm], rcfg)
+    cfg = decoder_config(args)
+    if name:
+        cfg = replace(cfg, decoder=name)
+    model = getattr(args, "model", None) or getattr(args, "checkpoint", None)
+    given: set[str] = getattr(args, "_given", set())
+    resolved = resolve(cfg, model, given)
+    for k in DecoderConfig.names():
+        if k != "decoder" and hasattr(args, k):
+            setattr(args, k, getattr(resolved, k))
+    return build(resolved, charset, model, given, lm_unused_ok)
 
 
 def add_segmenter_options(p: Any) -> None:
@@ -399,46 +297,10 @@ def show_path(show: str, stem: str, several: bool) -> Path:
 
 
 def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, str]]:
-    """The pages to read from the inputs given (images, folders of them, multi-page TIFFs, PDFs), in order, and
-    the inputs that could not be opened (under ``--on-error skip``; else the first such raises ``DataError``)."""
-    from htrlab.data.documents import PageSource, expand_inputs, page_sources
-    from htrlab.errors import DataError
+    """:func:`htrlab.data.documents.input_pages` (kept here for the subcommands)."""
+    from htrlab.data.documents import input_pages as pages
 
-    sources: list[PageSource] = []
-    failed: dict[PageSource, str] = {}
-    files: list[Path] = []
-    ours: list[Path] = []
-    for p in paths:
-        try:
-            files += expand_inputs([p], ours)
-        except DataError as exc:
-            if on_error == "error":
-                raise
-            sources.append(PageSource(p))
-            failed[sources[-1]] = str(exc)
-    seen: set[Path] = set()
-    for f in files:
-        try:
-            key = f.resolve()
-        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
-            key = f.absolute()
-        if key in seen:  # named twice (a folder and a file in it, say): read once
-            continue
-        seen.add(key)
-        try:
-            sources += page_sources(f)
-        except DataError as exc:
-            if on_error == "error":
-                raise
-            sources.append(PageSource(f))
-            failed[sources[-1]] = str(exc)
-    if ours:
-        print(
-            f"note: left out {len(ours)} image(s) htrlab wrote itself in the folders given (lines drawn by "
-            f"--show, pages saved beside their XML, sample grids), e.g. {ours[0]}; name a file to read it",
-            file=sys.stderr,
-        )
-    return sources, failed
+    return pages(paths, on_error)
 
 
 def xml_targets(sources: list[Any], folder: Path, suffix: str = ".xml") -> dict[Any, Path]:
@@ -458,17 +320,7 @@ def xml_targets(sources: list[Any], folder: Path, suffix: str = ".xml") -> dict[
 
 
 def write_layout_xml(fmt: str, src: Any, layout: Any, gray: Any, target: Path) -> Path:
-    """PAGE-XML or ALTO for one page; a page with no image file of its own (a PDF page, a TIFF page) is saved
-    beside it as PNG, the image the XML's coordinates refer to."""
-    from PIL import Image
+    """PAGE-XML or ALTO for one page (:func:`htrlab.segment.export.write_layout_file`)."""
+    from htrlab.segment.export import write_layout_file
 
-    from htrlab.data.images import save_output_image
-    from htrlab.segment.export import write_alto, write_page_xml
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image = src.path
-    if not src.has_image_file:
-        image = target.with_suffix(".png")
-        save_output_image(Image.fromarray(gray), image, "page image for its XML")
-    rel = os.path.relpath(image.resolve(), target.parent.resolve())
-    return (write_page_xml if fmt == "page-xml" else write_alto)(layout, rel, target)
+    return write_layout_file(fmt, layout, gray, target, src.path if src.has_image_file else None)

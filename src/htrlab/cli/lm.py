@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from htrlab.cli.common import add_line_crop, dumps, write_output
 
@@ -238,9 +239,10 @@ def _parse_grid(args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from htrlab.cli.common import _DEFAULTS, make_decoder
+    from htrlab.cli.common import make_decoder
     from htrlab.data.dataset import open_dataset
     from htrlab.data.prepared import default_cache_dir, prepare_lines
+    from htrlab.decoding.config import DecoderConfig
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.inference import emissions
@@ -268,11 +270,12 @@ def run_tune(args: argparse.Namespace) -> int:
 
     def build(settings: dict[str, float]) -> object:
         for k, v in settings.items():
-            setattr(args, k, type(_DEFAULTS.get(k, v))(v))  # integer options stay integers
+            default: Any = getattr(DecoderConfig, k, v)
+            setattr(args, k, type(default)(v))  # integer options stay integers
         return make_decoder(args, engine.charset)
 
     best, rows = tune_grid(ems, lines.texts, engine.charset, build, grid)
-    settings = {k: getattr(args, k) for k in _DEFAULTS}
+    settings = {k: getattr(args, k) for k in DecoderConfig.names()}
     settings.update({k: best[k] for k in grid})
     doc = {
         "settings": settings,

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from htrlab.cli.common import (
     add_decoder_options,
@@ -17,7 +15,6 @@ from htrlab.cli.common import (
     add_segmenter_options,
     check_show,
     check_writable,
-    input_pages,
     line_crop_choice,
     make_decoder,
     output_stream,
@@ -89,159 +86,83 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-FLUSH_LINES = 512  # lines gathered from several pages are decoded together, then those pages are written out
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from htrlab.api import Reader, sources_of
     from htrlab.bundled import example_images
-    from htrlab.data.images import load_gray
-    from htrlab.data.preprocess import preprocess
+    from htrlab.cli.common import decoder_config
+    from htrlab.data.documents import PageSource
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.engines import load_engine
-    from htrlab.evaluate.inference import predict
-    from htrlab.segment.orient import oriented_line_cuts
-    from htrlab.segment.read import more_confident
 
     xml = args.format in ("page-xml", "alto")
     if xml and not args.output:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
     hint = " (use --on-error skip to read the other images and report this one)"
     try:
-        sources, failed = input_pages([Path(p) for p in args.images] or example_images(), args.on_error)
+        sources, _ = sources_of(
+            [Path(p) for p in args.images] or example_images(), args.on_error, args.pdf_dpi
+        )
     except DataError as exc:
         raise DataError(f"{exc}{hint}") from exc
-    targets = xml_targets(sources, Path(args.output)) if xml else {}
+    pages = {s.label: PageSource(s.path, s.page) for s in sources if s.path is not None}
+    targets = xml_targets(list(pages.values()), Path(args.output)) if xml else {}
     if xml:
         check_writable(args.output, "-o", folder=True)
     check_show(args.show, len(sources) > 1)
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
-    decoder = make_decoder(args, engine.charset)
-    seg_cfg = segment_config(args)
+    reader = Reader(
+        engine,
+        make_decoder(args, engine.charset),
+        decoder_config(args),
+        segment_config(args),
+        args.batch_size,
+    )
     several = len(sources) > 1
-
-    # Pages are read in chunks of about FLUSH_LINES lines: lines of several pages share batches, and each
-    # chunk's results are written before the next is read (memory stays bounded on a folder of thousands of
-    # pages, and what was read is kept if a later page stops the run).
-    pending: list[Any] = []  # sources in input order since the last flush
-    pages: dict[Any, tuple[Any, str, Any, int]] = {}
-    readings: dict[Any, list[list[Any]]] = {}  # page -> way the lines were cut -> its lines read
-    owners: list[tuple[Any, int, int]] = []  # (page, way, line) of each line still to decode
-    images: list[Any] = []
     n_read = 0
-
-    def flush(sink: Any) -> None:
-        nonlocal n_read
-        decoded = predict(engine, engine.charset, images, args.batch_size, decoder=decoder) if images else []
-        for (src, way, k), d in zip(owners, decoded):
-            readings[src][way][k] = d
-        for src in pending:
-            if src in failed:
-                sink.write(
-                    (
-                        json.dumps({"path": str(src.path), "page": src.page, "error": failed[src]})
-                        if args.format == "jsonl"
-                        else f"{src}\tERROR: {failed[src]}"
-                    )
-                    + "\n"
-                )
-                continue
-            layout, mode, gray, degrees = pages.pop(src)
-            ways = readings.pop(src)
-            for line, d in zip(layout.lines, ways[more_confident(ways)]):
-                line.text, line.confidence = d.text, d.confidence
-            n_read += 1
-            if args.show:
-                from htrlab.segment.draw import draw_layout
-
-                draw_layout(gray, layout, show_path(args.show, src.stem, several))
-            if args.format == "jsonl":
-                sink.write(json.dumps(_as_json(src, layout, mode, degrees), ensure_ascii=False) + "\n")
-            elif args.format == "text":
-                rows = [(ln.text, ln.confidence or 0.0) for ln in layout.lines] or [("", 0.0)]  # blank: a row
-                sink.writelines(f"{src}\t{text}\t{conf:.3f}\n" for text, conf in rows)
-            else:
-                sink.write(f"{write_layout_xml(args.format, src, layout, gray, targets[src])}\n")
-            sink.flush()
-        pending.clear()
-        owners.clear()
-        images.clear()
-
     with output_stream(None if xml else args.output) as out:
         sink = sys.stderr if xml else out
-        for src in page_progress(sources):
-            pending.append(src)
-            if src in failed:
-                continue
-            try:
-                gray = load_gray(src.path, src.page, args.pdf_dpi)
+        found = reader.read_sources(
+            sources,
+            args.layout,
+            args.line_crop,
+            args.orientation,
+            args.on_error,
+            keep_images=bool(args.show) or xml,
+            progress=page_progress,
+            note=lambda text: tqdm.write(text, file=sys.stderr),
+        )
+        try:
+            for page in found:
+                src = pages[page.source]  # every source here is a file or a page of one
+                if page.error is not None:
+                    row = page.to_json() if args.format == "jsonl" else f"{page.source}\tERROR: {page.error}"
+                    sink.write(row + "\n")
+                    continue
+                n_read += 1
+                if args.show and page.image is not None:
+                    from htrlab.segment.draw import draw_layout
 
-                def read(crops: list[Any], name: str = str(src)) -> list[Any]:
-                    lines = [preprocess(c, engine.preprocess, f"{name} (orientation)") for c in crops]
-                    return predict(engine, engine.charset, lines, args.batch_size)
-
-                found = oriented_line_cuts(
-                    gray, args.layout, seg_cfg, str(src), args.line_crop, args.orientation, read
-                )
-                if found.quarter_turns and args.orientation == "auto":
-                    tqdm.write(
-                        f"{src}: read turned {90 * found.quarter_turns} degrees clockwise "
-                        "(--orientation 0 reads it as it is)",
-                        file=sys.stderr,
+                    draw_layout(page.image, page.layout, show_path(args.show, src.stem, several))
+                if args.format == "jsonl":
+                    sink.write(page.to_json() + "\n")
+                elif args.format == "text":
+                    rows = [(ln.text, ln.confidence or 0.0) for ln in page.lines] or [
+                        ("", 0.0)
+                    ]  # blank: a row
+                    sink.writelines(f"{page.source}\t{text}\t{conf:.3f}\n" for text, conf in rows)
+                else:
+                    sink.write(
+                        f"{write_layout_xml(args.format, src, page.layout, page.image, targets[src])}\n"
                     )
-                # the lines the orientation check read greedily are not read again when decoding is greedy too
-                known = found.readings if decoder is None else {}
-                ways = [known.get(way) or [None] * len(cut) for way, cut in enumerate(found.cuts)]
-                todo = [
-                    (way, k, preprocess(c, engine.preprocess, f"{src} line {k + 1}"))
-                    for way, cut in enumerate(found.cuts)
-                    for k, c in enumerate(cut)
-                    if ways[way][k] is None
-                ]
-            except DataError as exc:
-                if args.on_error == "error":
-                    pending.pop()
-                    flush(sink)  # the pages before this one are written out first
-                    raise DataError(f"{exc}{hint}") from exc
-                failed[src] = str(exc)
-                continue
-            pages[src] = (found.layout, found.mode, gray, 90 * found.quarter_turns)
-            readings[src] = ways
-            owners.extend((src, way, k) for way, k, _ in todo)
-            images.extend(line for _, _, line in todo)
-            if len(images) >= FLUSH_LINES:
-                flush(sink)
-        flush(sink)
-    if failed:
+                sink.flush()
+        except DataError as exc:
+            raise DataError(f"{exc}{hint}") from exc
+    n_failed = len(sources) - n_read
+    if n_failed:
         print(
-            f"{len(failed)} of {len(sources)} images or pages could not be read (listed in the output)",
+            f"{n_failed} of {len(sources)} images or pages could not be read (listed in the output)",
             file=sys.stderr,
         )
-    return 1 if failed and not n_read else 0
-
-
-def _as_json(src: Any, layout: Any, mode: str, degrees: int = 0) -> dict[str, Any]:
-    lines = layout.lines
-    confs = [ln.confidence for ln in lines if ln.confidence is not None]
-    return {
-        "path": str(src.path),
-        "page": src.page,
-        "layout": mode,
-        "rotation": degrees,
-        "text": "\n".join(ln.text for ln in lines),
-        "confidence": round(min(confs), 4) if confs else 0.0,
-        "width": layout.width,
-        "height": layout.height,
-        "lines": [
-            {
-                "id": ln.id,
-                "text": ln.text,
-                "confidence": round(ln.confidence or 0.0, 4),
-                "box": list(ln.box),
-                "polygon": ln.polygon.tolist(),
-                "baseline": ln.baseline.tolist(),
-            }
-            for ln in lines
-        ],
-    }
+    return 1 if n_failed and not n_read else 0

@@ -10,6 +10,7 @@ of the scan), any other page at ``PDF_DPI``.
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -247,3 +248,43 @@ def render_pdf_page(path: str | Path, page: int, dpi: float | None, max_pixels: 
     if gray.ndim == 3:
         gray = gray[..., 0]
     return gray
+
+
+def input_pages(paths: list[Path], on_error: str) -> tuple[list[PageSource], dict[PageSource, str]]:
+    """The pages to read from the inputs given (images, folders of them, multi-page TIFFs, PDFs), in order, and
+    the inputs that could not be opened (under ``--on-error skip``; else the first such raises ``DataError``)."""
+    sources: list[PageSource] = []
+    failed: dict[PageSource, str] = {}
+    files: list[Path] = []
+    ours: list[Path] = []
+    for p in paths:
+        try:
+            files += expand_inputs([p], ours)
+        except DataError as exc:
+            if on_error == "error":
+                raise
+            sources.append(PageSource(p))
+            failed[sources[-1]] = str(exc)
+    seen: set[Path] = set()
+    for f in files:
+        try:
+            key = f.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+            key = f.absolute()
+        if key in seen:  # named twice (a folder and a file in it, say): read once
+            continue
+        seen.add(key)
+        try:
+            sources += page_sources(f)
+        except DataError as exc:
+            if on_error == "error":
+                raise
+            sources.append(PageSource(f))
+            failed[sources[-1]] = str(exc)
+    if ours:
+        print(
+            f"note: left out {len(ours)} image(s) htrlab wrote itself in the folders given (lines drawn by "
+            f"--show, pages saved beside their XML, sample grids), e.g. {ours[0]}; name a file to read it",
+            file=sys.stderr,
+        )
+    return sources, failed

@@ -147,6 +147,30 @@ def write_alto(layout: PageLayout, image_name: str, out: str | Path) -> Path:
     return out
 
 
+def write_layout_file(
+    fmt: str, layout: PageLayout, gray: np.ndarray | None, target: Path, image: Path | None
+) -> Path:
+    """PAGE-XML (``fmt="page-xml"``) or ALTO (``"alto"``) of ``layout`` at ``target``, naming ``image`` (the
+    file the coordinates refer to); with no such file (an array, a PDF or TIFF page) ``gray`` is
+    saved beside the XML as PNG and named instead."""
+    import os
+
+    from PIL import Image
+
+    from htrlab.data.images import save_output_image
+
+    if fmt not in ("page-xml", "alto"):
+        raise DataError(f"unknown layout format {fmt!r} (page-xml or alto)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if image is None:
+        if gray is None:
+            raise DataError(f"{target}: the page has no image file and no pixels were kept to save beside it")
+        image = target.with_suffix(".png")
+        save_output_image(Image.fromarray(gray), image, "page image for its XML")
+    rel = os.path.relpath(image.resolve(), target.parent.resolve())
+    return (write_page_xml if fmt == "page-xml" else write_alto)(layout, rel, target)
+
+
 def read_layout(path: str | Path) -> tuple[PageLayout, str]:
     """Read a PAGE-XML (2010-2019) or ALTO (v2-v4) file back: (layout, image file name)."""
     path = Path(path)
