@@ -289,6 +289,9 @@ def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert any(r["name"] == "htr-jand" and r["params"] > 1_000_000 for r in rows)
+    probe = "import sys; from htrlab.cli.main import main; main(['models']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "False"  # listed without loading PyTorch (it starts at once)
 
 
 def test_data_show_writes_grid(line_folder: Path, tmp_path: Path) -> None:

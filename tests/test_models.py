@@ -87,6 +87,24 @@ def test_bad_input_is_rejected(name: str) -> None:
         m(torch.rand(1, 3, 17, 64), torch.tensor([64]))
 
 
+def test_the_catalog_tells_every_architecture_and_its_size() -> None:
+    """``htrlab models`` reads sizes from htrlab.models.catalog without PyTorch; they must be what building the
+    architectures gives, at any number of classes."""
+    from htrlab.models.catalog import CATALOG
+    from htrlab.models.registry import get_spec
+
+    assert sorted(CATALOG) == model_names()
+    for name in model_names():
+        assert get_spec(name).description == CATALOG[name].description
+        for classes in (37, 100):
+            try:
+                with torch.device("meta"):  # sizes only
+                    built = count_parameters(build_model(name, classes))
+            except RuntimeError:  # models converted from ONNX copy real weights while building
+                built = count_parameters(build_model(name, classes))
+            assert CATALOG[name].params(classes) == built, (name, classes)
+
+
 def test_teacher_size_and_unknown_names() -> None:
     n = count_parameters(build_model("htr-jand", 85))
     assert 2_500_000 < n < 4_000_000

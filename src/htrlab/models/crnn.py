@@ -164,10 +164,4 @@ def load_easyocr_g2_state() -> dict[str, torch.Tensor]:
     return out
 
 
-register(
-    "crnn-vgg",
-    CRNNConfig,
-    CRNN,
-    tiny={"channels": [4, 8, 8, 16], "hidden": 16, "input_height": 32},
-    description="CRNN (VGG + 2 BiLSTM, CTC), EasyOCR's layout; pretrained=easyocr-english-g2 to fine-tune",
-)
+register("crnn-vgg", CRNNConfig, CRNN, tiny={"channels": [4, 8, 8, 16], "hidden": 16, "input_height": 32})

@@ -132,7 +132,6 @@ register(
         "lstm_layers": 1,
         "input_height": 32,
     },
-    description="HTR-JAND teacher: gated CNN + SE, 4-layer BiLSTM, self-attention, CTC",
 )
 
 
@@ -159,5 +158,4 @@ register(
         "lstm_layers": 1,
         "input_height": 32,
     },
-    description="HTR-JAND student: about half the teacher's size, for knowledge distillation",
 )

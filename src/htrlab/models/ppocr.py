@@ -543,10 +543,4 @@ class PPOCRRec(nn.Module):
         return new
 
 
-register(
-    "ppocrv5-rec",
-    PPOCRConfig,
-    PPOCRRec,
-    tiny={},
-    description="PP-OCRv5 mobile recognizer (ONNX -> torch), pretrained, CTC; the default model's architecture",
-)
+register("ppocrv5-rec", PPOCRConfig, PPOCRRec, tiny={})

@@ -23,11 +23,14 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(
-    name: str, config_cls: type, model_cls: type[nn.Module], tiny: dict[str, Any], description: str
-) -> None:
-    """Register an architecture under ``name`` with the overrides of its tiny test configuration."""
-    _REGISTRY[name] = ModelSpec(name, config_cls, model_cls, tiny, description)
+def register(name: str, config_cls: type, model_cls: type[nn.Module], tiny: dict[str, Any]) -> None:
+    """Register an architecture under ``name`` with the overrides of its tiny test configuration; what it is
+    and its size are in :data:`htrlab.models.catalog.CATALOG` (read without importing PyTorch)."""
+    from htrlab.models.catalog import CATALOG
+
+    if name not in CATALOG:
+        raise ModelError(f"model {name!r} is not in htrlab.models.catalog.CATALOG")
+    _REGISTRY[name] = ModelSpec(name, config_cls, model_cls, tiny, CATALOG[name].description)
 
 
 def _ensure_loaded() -> None:

@@ -292,10 +292,4 @@ _TINY = {
     "max_length": 24,
 }
 for _size, _cls in (("small", TrOCRSmallConfig), ("base", TrOCRBaseConfig), ("large", TrOCRLargeConfig)):
-    register(
-        f"trocr-{_size}",
-        _cls,
-        TrOCR,
-        tiny=dict(_TINY),
-        description=f"TrOCR-{_size}-style ViT encoder + transformer decoder (autoregressive), character tokens",
-    )
+    register(f"trocr-{_size}", _cls, TrOCR, tiny=dict(_TINY))

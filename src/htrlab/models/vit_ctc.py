@@ -133,5 +133,4 @@ register(
         "encoder_heads": 2,
         "encoder_mlp": 64,
     },
-    description="ViT encoder over the line (TrOCR's encoder family) + linear CTC head, non-autoregressive",
 )
