@@ -56,6 +56,7 @@ from htrlab.data.sample import CUT_MARK
 from htrlab.evaluate.evaluator import evaluate_splits
 from htrlab.evaluate.metrics import count_errors
 from htrlab.evaluate.speed import random_engine
+from htrlab.models.base import is_seq2seq
 from htrlab.train.checkpoint import load_checkpoint, save_checkpoint
 from htrlab.train.loop import load_run_config, train
 
@@ -81,7 +82,7 @@ def time_reading(
     order = sorted(range(len(images)), key=lambda i: images[i].shape[1])
     batches = [order[k : k + batch] for k in range(0, len(order), batch)]
     model = model.to(device).eval()
-    seq2seq = bool(getattr(model, "seq2seq", False))
+    seq2seq = is_seq2seq(model)
     with torch.no_grad():
         for _ in range(2):  # the first pass warms up kernels and allocator
             generated = 0

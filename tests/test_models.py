@@ -105,6 +105,31 @@ def test_the_catalog_tells_every_architecture_and_its_size() -> None:
             assert CATALOG[name].params(classes) == built, (name, classes)
 
 
+def test_every_architecture_keeps_the_recognizer_contract() -> None:
+    """Capabilities are flags on htrlab.models.base.Recognizer: a flag set means its method is implemented, a flag
+    unset means the base's, and nothing else is probed."""
+    from torch import nn
+
+    from htrlab.models.base import Recognizer
+    from htrlab.models.registry import get_spec, register
+
+    promised = {
+        "has_pretrained": "init_pretrained",
+        "adapts_input_height": "warm_start_tensor",
+        "own_onnx_graph": "onnx_graph",
+        "refits_after_init": "calibrate",
+        "seq2seq": "generate",
+    }
+    for name in model_names():
+        cls = get_spec(name).model_cls
+        assert issubclass(cls, Recognizer), name
+        for flag, method in promised.items():
+            overridden = getattr(cls, method) is not getattr(Recognizer, method)
+            assert getattr(cls, flag) == overridden, (name, flag)
+    with pytest.raises(ModelError, match="Recognizer"):
+        register("htr-jand", object, nn.Linear, {})  # type: ignore[arg-type]
+
+
 def test_teacher_size_and_unknown_names() -> None:
     n = count_parameters(build_model("htr-jand", 85))
     assert 2_500_000 < n < 4_000_000

@@ -17,6 +17,7 @@ from torch import nn
 from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate
 from htrlab.decoding.greedy import Decoded, greedy_decode
 from htrlab.errors import ConfigError
+from htrlab.models.base import is_seq2seq
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import normalize_text
 
@@ -69,7 +70,7 @@ def predict(
     module = model if isinstance(model, nn.Module) else getattr(model, "module", None)
     if isinstance(model, nn.Module):
         model.eval()
-    if module is not None and getattr(module, "seq2seq", False):
+    if is_seq2seq(module):
         with _precision(model):
             return _predict_seq2seq(module, charset, images, batch_size, device, decoder)
     return decode_emissions(emissions(model, images, batch_size, device), charset, decoder)

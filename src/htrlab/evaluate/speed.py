@@ -27,6 +27,7 @@ from htrlab.data.images import load_gray
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.evaluate.engines import Engine, load_engine
 from htrlab.evaluate.inference import predict
+from htrlab.models.base import is_seq2seq
 from htrlab.text.charset import Charset
 from htrlab.train.checkpoint import make_meta
 
@@ -113,10 +114,10 @@ def random_engine(name: str, tokens_per_line: int = 32, precision: str = "fp32")
 
     charset = Charset([chr(c) for c in range(32, 127)])
     model = build_model(name, len(charset)).eval()
-    if getattr(model, "seq2seq", False):
+    if is_seq2seq(model):
         model.cfg.max_length = tokens_per_line  # type: ignore[union-attr]
     height = int(model.cfg.input_height)  # type: ignore[union-attr,arg-type]
-    pre = PreprocessConfig(height=height, resize="square" if getattr(model, "seq2seq", False) else "height")
+    pre = PreprocessConfig(height=height, resize="square" if is_seq2seq(model) else "height")
 
     @torch.no_grad()
     def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,7 +215,7 @@ def gflops_per_line(engine: Engine, image: np.ndarray) -> float | None:
         return None
     batch = collate([image], [""], [""])
     with FlopCounterMode(display=False) as counter:  # (its module hooks need autograd on: no no_grad here)
-        if getattr(module, "seq2seq", False):
+        if is_seq2seq(module):
             module.generate(batch.images, engine.charset)
         else:
             module(batch.images, batch.widths)

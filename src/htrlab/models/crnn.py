@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.base import Recognizer
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
@@ -57,8 +58,10 @@ class _BiLSTM(nn.Module):
         return self.linear(out)
 
 
-class CRNN(nn.Module):
+class CRNN(Recognizer):
     """(N, 1, H, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = W / 4 - 1."""
+
+    has_pretrained = True
 
     def __init__(self, cfg: CRNNConfig, num_classes: int):
         super().__init__()

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from htrlab.errors import ConfigError
+from htrlab.models.base import Recognizer
 from htrlab.models.layers import (
     FullGatedConv2d,
     SinusoidalPositionalEncoding,
@@ -55,7 +56,7 @@ class HTRJandConfig:
             raise ConfigError("model: d_model and 2*lstm_hidden must be divisible by attn_heads")
 
 
-class HTRJand(nn.Module):
+class HTRJand(Recognizer):
     """(N, 1, H, W) images + (N,) widths -> (N, T, C) log-probabilities + (N,) output lengths, T = W / 8."""
 
     def __init__(self, cfg: HTRJandConfig, num_classes: int):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from htrlab.errors import ModelError
+from htrlab.models.base import Recognizer, is_seq2seq
 from htrlab.train.checkpoint import META_KEY, LoadedModel
 
 
@@ -33,13 +34,15 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17) -> Path:
     outputs ``log_probs`` (N, T, C) and ``lengths`` (N,)), with the checkpoint's metadata embedded."""
     import onnx
 
-    if getattr(loaded.model, "seq2seq", False):
+    if is_seq2seq(loaded.model):
         raise ModelError(f"ONNX export covers CTC models; '{loaded.meta.model_name}' is autoregressive")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    own_graph = getattr(loaded.model, "onnx_graph", None)
-    if own_graph is not None:  # models whose torch form does not export write their own graph
-        proto = own_graph()
+    model = loaded.model
+    if (
+        isinstance(model, Recognizer) and model.own_onnx_graph
+    ):  # its torch form does not export: its own graph
+        proto = model.onnx_graph()
         onnx.save(proto, str(out))
         return _with_metadata(loaded, out)
     wrapper = _Export(loaded.model).eval()  # eval() on the wrapper: export restores the wrapper's mode after

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError, ModelError
+from htrlab.models.base import Recognizer
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
 
@@ -218,12 +219,17 @@ def _low_rank_pair(weight: torch.Tensor, bias: torch.Tensor | None, rank: int) -
     return nn.Sequential(first, second)
 
 
-class PPOCRRec(nn.Module):
+class PPOCRRec(Recognizer):
     """(N, 1, 48k, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = ceil(W / 8k).
 
     The network's sequence attention has no padding mask, so lines padded in a batch see the padding; htrlab
     batches lines of similar width, which keeps that small.
     """
+
+    has_pretrained = True
+    adapts_input_height = True
+    own_onnx_graph = True
+    refits_after_init = True
 
     supports_padding = False
 

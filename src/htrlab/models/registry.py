@@ -9,13 +9,14 @@ from torch import nn
 
 from htrlab.config import from_dict, to_dict
 from htrlab.errors import ModelError
+from htrlab.models.base import Recognizer
 
 
 @dataclass
 class ModelSpec:
     name: str
     config_cls: type
-    model_cls: type[nn.Module]
+    model_cls: type[Recognizer]
     tiny: dict[str, Any]
     description: str
 
@@ -23,13 +24,17 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, config_cls: type, model_cls: type[nn.Module], tiny: dict[str, Any]) -> None:
+def register(name: str, config_cls: type, model_cls: type[Recognizer], tiny: dict[str, Any]) -> None:
     """Register an architecture under ``name`` with the overrides of its tiny test configuration; what it is
     and its size are in :data:`htrlab.models.catalog.CATALOG` (read without importing PyTorch)."""
     from htrlab.models.catalog import CATALOG
 
     if name not in CATALOG:
         raise ModelError(f"model {name!r} is not in htrlab.models.catalog.CATALOG")
+    if not issubclass(model_cls, Recognizer):
+        raise ModelError(
+            f"model {name!r}: {model_cls.__name__} does not implement htrlab.models.base.Recognizer"
+        )
     _REGISTRY[name] = ModelSpec(name, config_cls, model_cls, tiny, CATALOG[name].description)
 
 
@@ -61,7 +66,7 @@ def make_config(name: str, params: dict[str, Any] | None = None, tiny: bool = Fa
 
 def build_model(
     name: str, num_classes: int, params: dict[str, Any] | None = None, tiny: bool = False
-) -> nn.Module:
+) -> Recognizer:
     """Instantiate a registered model with ``num_classes`` outputs (blank included)."""
     spec = get_spec(name)
     cfg = make_config(name, params, tiny)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.base import Recognizer
 from htrlab.models.layers import drop_pooler, vit_encoder
 from htrlab.models.registry import register
 from htrlab.text.charset import Charset
@@ -80,7 +80,7 @@ class TrOCRModelConfig:
             raise ConfigError("model: hidden sizes must be divisible by their head counts")
 
 
-class TrOCR(nn.Module):
+class TrOCR(Recognizer):
     """(N, 1, S, S) squashed line images (ink = 1) -> character sequences."""
 
     seq2seq = True

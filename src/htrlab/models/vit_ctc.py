@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.base import Recognizer
 from htrlab.models.layers import drop_pooler, vit_encoder
 from htrlab.models.registry import register
 from htrlab.models.trocr import SIZES
@@ -49,7 +50,7 @@ class ViTCTCConfig:
             raise ConfigError(f"model.input_height {self.input_height} must be a multiple of patch_size")
 
 
-class ViTCTC(nn.Module):
+class ViTCTC(Recognizer):
     """(N, 1, H, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = W * stretch / patch.
 
     The encoder has no padding mask; htrlab batches lines of similar width, which keeps padding small.

@@ -25,6 +25,7 @@ import htrlab
 from htrlab.config import from_dict
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError, ModelError
+from htrlab.models.base import Recognizer
 from htrlab.models.registry import build_model, get_spec, model_config_dict
 from htrlab.text.charset import Charset
 
@@ -262,7 +263,7 @@ def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[
     new_chars = [c for c in charset.symbols if c not in source.charset]
     same = charset == source.charset
     # a model may know how to take a tensor of another configuration (ppocrv5-rec: a 48-px stem at 96 px)
-    adapt = getattr(model, "warm_start_tensor", None)
+    adapt = model.warm_start_tensor if isinstance(model, Recognizer) and model.adapts_input_height else None
     # the output layer is recognised as the tensors whose first dimension is the number of classes
     with torch.no_grad():
         for name, dst in dst_state.items():

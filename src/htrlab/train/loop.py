@@ -41,6 +41,7 @@ from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
 from htrlab.evaluate.metrics import count_errors, not_reading
+from htrlab.models.base import Recognizer, is_seq2seq
 from htrlab.models.registry import build_model, count_parameters
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import odd_character_report
@@ -393,7 +394,7 @@ def _width_validator(model: nn.Module, charset: Charset):
             )
         return None
 
-    if getattr(model, "seq2seq", False):
+    if is_seq2seq(model):
         return check_length
 
     def check(sample: LineSample, image: np.ndarray) -> str | None:
@@ -453,7 +454,7 @@ def _load_warm_start(cfg: RunConfig) -> Any:
     # Height, resizing and contrast normalisation define what the network was built to see; widths (a squeeze,
     # padding, limits) are what fine-tuning can adapt it to, so those may change, with a note.
     fixed: tuple[str, ...] = ("height", "resize", "normalize")
-    if hasattr(loaded.model, "warm_start_tensor"):  # it can start a model of another input height
+    if isinstance(loaded.model, Recognizer) and loaded.model.adapts_input_height:  # another height is fine
         fixed = ("resize", "normalize")
     old_pre, new_pre = asdict(loaded.preprocess), asdict(cfg.preprocess)
     if any(old_pre[k] != new_pre[k] for k in fixed):
@@ -594,7 +595,6 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     if warm is not None:  # the starting model's configuration, unless this run overrides a value
         params = {**warm.meta.model_config, **params}
     model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
-    init_pretrained = getattr(model, "init_pretrained", None)
     if warm is not None and not resume:
         from htrlab.train.checkpoint import warm_start
 
@@ -602,12 +602,12 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         if is_main:
             _log(f"model: initialised from {cfg.model.init_from}; new output rows for {fresh!r}")
         del warm
-    elif init_pretrained is not None and not resume:
-        fresh = init_pretrained(charset)
+    elif model.has_pretrained and not resume:
+        fresh = model.init_pretrained(charset)
         source = str(getattr(model.cfg, "pretrained", ""))
         if is_main and source:
             _log(f"model: initialised from {source}; new output rows for {fresh!r}")
-    seq2seq = bool(getattr(model, "seq2seq", False))
+    seq2seq = model.seq2seq
     if seq2seq and teacher is not None:
         raise ConfigError(
             f"distillation (train.distill_from) works between CTC models; {cfg.model.name} is not one"
@@ -684,12 +684,13 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}"
         )
 
-    calibrate = getattr(model, "calibrate", None)  # ppocrv5-rec with model.low_rank: refit its low-rank pairs
-    if calibrate is not None and not resume:
+    if model.refits_after_init and not resume:  # ppocrv5-rec with model.low_rank: refit its low-rank pairs
         pick = sorted(random.Random(seed).sample(range(main_train_lines), min(256, main_train_lines)))
         some = train_lines.subset(pick)
         # a generator: the batches are made only for a model that has pairs to refit
-        said = calibrate((b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32))
+        said = model.calibrate(
+            (b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32)
+        )
         if is_main and said:
             _log(said)
 
