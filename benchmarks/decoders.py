@@ -35,8 +35,8 @@ from htrlab.decoding.rescore import (
 )
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import split_emissions
-from htrlab.evaluate.metrics import count_errors
 from htrlab.lm.tune import score_decoder, tune_grid
+from htrlab.text.metrics import count_errors
 
 
 def _floats(s: str) -> list[float]:

@@ -14,7 +14,7 @@ import time
 import torch
 
 from htrlab.bundled import default_checkpoint
-from htrlab.train.checkpoint import load_checkpoint
+from htrlab.models.checkpoint import load_checkpoint
 
 
 def main() -> int:

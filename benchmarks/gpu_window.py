@@ -54,10 +54,10 @@ from htrlab.data.dataset import open_dataset
 from htrlab.data.preprocess import preprocess
 from htrlab.data.sample import CUT_MARK
 from htrlab.evaluate.evaluator import evaluate_splits
-from htrlab.evaluate.metrics import count_errors
 from htrlab.evaluate.speed import random_engine
 from htrlab.models.base import is_seq2seq
-from htrlab.train.checkpoint import load_checkpoint, save_checkpoint
+from htrlab.models.checkpoint import load_checkpoint, save_checkpoint
+from htrlab.text.metrics import count_errors
 from htrlab.train.loop import load_run_config, train
 
 

@@ -27,10 +27,10 @@ from htrlab.data.preprocess import preprocess
 from htrlab.data.readers.pagexml import read_page_file
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import predict
-from htrlab.evaluate.metrics import count_errors
 from htrlab.segment.evaluate import DetectionScore, iou_matrix, match_lines
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.read import cut_lines, lines_of, more_confident
+from htrlab.text.metrics import count_errors
 
 
 def main() -> int:

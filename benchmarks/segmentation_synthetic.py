@@ -27,12 +27,12 @@ from run_facts import run_facts
 from htrlab.data.preprocess import preprocess
 from htrlab.evaluate.engines import load_engine
 from htrlab.evaluate.inference import predict
-from htrlab.evaluate.metrics import count_errors
 from htrlab.segment.evaluate import DetectionScore, match_lines
 from htrlab.segment.learned import synthetic_page
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.read import line_cuts, more_confident
 from htrlab.synth.render import font_dirs, load_corpus
+from htrlab.text.metrics import count_errors
 
 
 def _rotate(gray: np.ndarray, polys: list[np.ndarray], angle: float) -> tuple[np.ndarray, list[np.ndarray]]:

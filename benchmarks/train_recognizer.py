@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from htrlab.evaluate.evaluator import evaluate_splits, format_table
-from htrlab.train.checkpoint import load_checkpoint
+from htrlab.models.checkpoint import load_checkpoint
 from htrlab.train.loop import load_run_config, train
 
 

@@ -29,8 +29,8 @@ from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.prepared import line_key
 from htrlab.evaluate.engines import load_engine
+from htrlab.models.checkpoint import META_KEY, load_checkpoint, read_meta
 from htrlab.models.onnx_export import export_onnx
-from htrlab.train.checkpoint import META_KEY, load_checkpoint, read_meta
 
 CARD = """# Bundled default model
 

@@ -71,7 +71,7 @@ def test_training_lines_are_known_by_image_or_by_id_and_text(
     from dataclasses import replace
 
     from htrlab.evaluate.evaluator import evaluate_splits
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
 
     ckpt, data = tiny_checkpoint
     loaded = load_checkpoint(ckpt)
@@ -364,8 +364,8 @@ def test_gflops_of_autoregressive_reading_grow_with_the_tokens_generated() -> No
     from htrlab.evaluate.engines import Engine
     from htrlab.evaluate.speed import gflops_per_line
     from htrlab.models import build_model
+    from htrlab.models.checkpoint import make_meta
     from htrlab.text import Charset
-    from htrlab.train.checkpoint import make_meta
 
     cs = Charset(list("abcdefgh "))
     torch.manual_seed(0)  # random weights that do not write the end token in 16 steps (other seeds may)
@@ -409,7 +409,7 @@ def test_evaluate_names_what_it_could_not_read(
 
 
 def test_train_names_what_it_could_not_read(tmp_path: Path) -> None:
-    from htrlab.train.checkpoint import read_meta
+    from htrlab.models.checkpoint import read_meta
     from htrlab.train.loop import train
 
     data = _pages_with_a_bad_one(tmp_path)

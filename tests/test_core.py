@@ -15,8 +15,8 @@ from htrlab.data.augment import AugmentConfig, augment
 from htrlab.data.batching import bucket_batches, collate, shard_batches
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.errors import CharsetError, ConfigError, DataError
-from htrlab.evaluate.metrics import cer, count_errors, wer
 from htrlab.text import Charset, normalize_text
+from htrlab.text.metrics import cer, count_errors, wer
 from htrlab.train.config import RunConfig
 
 

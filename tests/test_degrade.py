@@ -95,7 +95,7 @@ def test_degrade_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 def test_robustness_benchmark(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import LINES
     from htrlab.evaluate.robustness import run_robustness
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
     from htrlab.train.loop import load_run_config, train
 
     data = tmp_path / "d"

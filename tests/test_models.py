@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError, ModelError
 from htrlab.models import build_model, count_parameters, model_names
+from htrlab.models.checkpoint import load_checkpoint, make_meta, read_meta, save_checkpoint
 from htrlab.models.registry import get_spec, make_config
 from htrlab.text import Charset
-from htrlab.train.checkpoint import load_checkpoint, make_meta, read_meta, save_checkpoint
 
 NAMES = model_names()
 CTC = [n for n in NAMES if not getattr(get_spec(n).model_cls, "seq2seq", False)]

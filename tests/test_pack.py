@@ -15,7 +15,7 @@ from htrlab.data.pack import dequantize4, quantize4, read_pack
 from htrlab.data.prepared import prepare_lines
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import DataError
-from htrlab.train.checkpoint import read_meta
+from htrlab.models.checkpoint import read_meta
 from htrlab.train.loop import load_run_config, train
 
 

@@ -11,9 +11,9 @@ import pytest
 from conftest import render_line
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.evaluate.inference import predict
-from htrlab.evaluate.metrics import cer
 from htrlab.models import build_model
 from htrlab.text import Charset
+from htrlab.text.metrics import cer
 
 needs_easyocr = pytest.mark.skipif(
     importlib.util.find_spec("easyocr_en_models") is None,
@@ -89,8 +89,8 @@ def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
 
     from htrlab.data.preprocess import PreprocessConfig
     from htrlab.evaluate.engines import load_engine
+    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint
 
     cs = Charset.from_texts(["abcdef xyz"])
     model = build_model("ppocrv5-rec", len(cs))
@@ -121,8 +121,8 @@ def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path
 
     from htrlab.errors import ConfigError
     from htrlab.evaluate.engines import load_engine
+    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
 
     cs = Charset.from_texts(["abcdef xyz"])
     m48 = build_model("ppocrv5-rec", len(cs))
@@ -180,8 +180,8 @@ def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
 
     from htrlab.errors import ConfigError
     from htrlab.evaluate.engines import load_engine
+    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
 
     cs = Charset.from_texts(["abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'-"])
     whole = build_model("ppocrv5-rec", len(cs)).eval()
@@ -242,7 +242,7 @@ def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
 def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height, low_rank, capsys) -> None:
     from htrlab.bundled import default_checkpoint
     from htrlab.errors import CheckpointError
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
     from htrlab.train.loop import load_run_config, train
 
     try:
@@ -284,8 +284,8 @@ def test_half_width_late_stage_keeps_the_frames_costs_less_and_exports_to_onnx(t
     from torch.utils.flop_counter import FlopCounterMode
 
     from htrlab.evaluate.engines import load_engine
+    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.train.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
 
     cs = Charset.from_texts(["abcdef xyz"])
     whole = build_model("ppocrv5-rec", len(cs), {"input_height": 96}).eval()

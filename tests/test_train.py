@@ -18,7 +18,7 @@ from conftest import set_args
 from htrlab.data.dataset import open_dataset
 from htrlab.errors import CheckpointError, ConfigError, DataError
 from htrlab.evaluate.evaluator import evaluate_splits
-from htrlab.train.checkpoint import load_checkpoint, read_meta
+from htrlab.models.checkpoint import load_checkpoint, read_meta
 from htrlab.train.config import ExtraData
 from htrlab.train.loop import load_run_config, train
 from htrlab.train.state import load_state, save_state
@@ -745,7 +745,7 @@ def test_init_from_another_model_is_refused(line_folder: Path, tmp_path: Path) -
 
 
 def test_not_reading_flags_blank_and_collapsed_output_only() -> None:
-    from htrlab.evaluate.metrics import not_reading
+    from htrlab.text.metrics import not_reading
 
     refs = [f"line number {i} of the letter" for i in range(20)]
     assert "all-blank" in not_reading(refs, [""] * 15 + ["line"] * 5)
@@ -761,9 +761,9 @@ def test_checkpoint_of_an_lstm_whose_weights_share_one_buffer(tmp_path: Path) ->
     as such (a real training run on an H100 crashed at its first checkpoint); the weights are saved all the
     same and load back unchanged."""
     from htrlab.data.preprocess import PreprocessConfig
+    from htrlab.models.checkpoint import make_meta, save_checkpoint
     from htrlab.models.registry import build_model
     from htrlab.text.charset import Charset
-    from htrlab.train.checkpoint import make_meta, save_checkpoint
 
     charset = Charset.from_texts(["dear sir"])
     model = build_model("htr-jand", len(charset), {}, tiny=True)

@@ -97,7 +97,7 @@ def run_show(args: argparse.Namespace) -> int:
     samples = ds.split(args.split) if args.split else ds.samples
     if args.checkpoint:
         from htrlab.config import from_dict
-        from htrlab.train.checkpoint import read_meta
+        from htrlab.models.checkpoint import read_meta
 
         cfg = from_dict(PreprocessConfig, read_meta(args.checkpoint).preprocess)
     else:
@@ -148,7 +148,7 @@ def run_pack(args: argparse.Namespace) -> int:
         raise ConfigError("--one-style-per-line goes with --line-crop mixed")
     if args.checkpoint:
         from htrlab.config import from_dict
-        from htrlab.train.checkpoint import read_meta
+        from htrlab.models.checkpoint import read_meta
 
         cfg = from_dict(PreprocessConfig, read_meta(args.checkpoint).preprocess)
     else:

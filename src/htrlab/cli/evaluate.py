@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import open_dataset
     from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
-    from htrlab.evaluate.metrics import not_reading
+    from htrlab.text.metrics import not_reading
 
     check_writable(args.output, "-o")  # before the work: a finished evaluation is never lost
     for path in args.report or []:

@@ -39,8 +39,8 @@ def max_difference(checkpoint: str, onnx_path: str, seed: int = 0) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from htrlab.errors import ModelError
+    from htrlab.models.checkpoint import load_checkpoint
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.train.checkpoint import load_checkpoint
 
     out = export_onnx(load_checkpoint(args.checkpoint), args.output, args.opset)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)", file=sys.stderr)

@@ -234,7 +234,7 @@ def tune_rescoring(
 ) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
     """Grid search of (weight, length_bonus) by CER of the chosen readings; returns the best
     (weight, length_bonus, cer) and the whole grid. ``llm`` holds each candidate's log10 p."""
-    from htrlab.evaluate.metrics import count_errors
+    from htrlab.text.metrics import count_errors
 
     grid = []
     for w, b in itertools.product(weights, length_bonuses):

@@ -1,5 +1,5 @@
 """Metrics and evaluation."""
 
-from htrlab.evaluate.metrics import ErrorCounts, cer, count_errors, wer
+from htrlab.text.metrics import ErrorCounts, cer, count_errors, wer
 
 __all__ = ["ErrorCounts", "cer", "count_errors", "wer"]

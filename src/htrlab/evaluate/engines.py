@@ -24,8 +24,8 @@ import torch
 from htrlab.config import from_dict
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.checkpoint import META_KEY, CheckpointMeta, load_checkpoint
 from htrlab.text.charset import Charset
-from htrlab.train.checkpoint import META_KEY, CheckpointMeta, load_checkpoint
 
 ENGINES = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "bf16")

@@ -13,8 +13,8 @@ from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.evaluate.engines import Engine
 from htrlab.evaluate.inference import predict
-from htrlab.evaluate.metrics import count_errors
-from htrlab.train.checkpoint import LoadedModel
+from htrlab.models.checkpoint import LoadedModel
+from htrlab.text.metrics import count_errors
 
 
 @dataclass

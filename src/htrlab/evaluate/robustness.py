@@ -16,8 +16,8 @@ from htrlab.data.preprocess import preprocess
 from htrlab.degrade import apply_op, list_ops
 from htrlab.errors import ConfigError
 from htrlab.evaluate.inference import decode_emissions, emissions
-from htrlab.evaluate.metrics import count_errors
-from htrlab.train.checkpoint import LoadedModel
+from htrlab.models.checkpoint import LoadedModel
+from htrlab.text.metrics import count_errors
 
 
 @dataclass

@@ -28,8 +28,8 @@ from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.evaluate.engines import Engine, load_engine
 from htrlab.evaluate.inference import predict
 from htrlab.models.base import is_seq2seq
+from htrlab.models.checkpoint import make_meta
 from htrlab.text.charset import Charset
-from htrlab.train.checkpoint import make_meta
 
 
 @dataclass
@@ -188,8 +188,8 @@ def resolve_models(
         if "torch" in engines:
             add(spec, path, "torch")
         if onnx_engines:
+            from htrlab.models.checkpoint import load_checkpoint
             from htrlab.models.onnx_export import export_onnx
-            from htrlab.train.checkpoint import load_checkpoint
 
             onnx_path = Path(tempfile.mkdtemp(prefix="htrlab-bench-")) / (path.stem + ".onnx")
             export_onnx(load_checkpoint(path), onnx_path)

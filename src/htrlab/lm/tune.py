@@ -11,8 +11,8 @@ import torch
 
 from htrlab.decoding.beam import BeamDecoder
 from htrlab.evaluate.inference import decode_emissions
-from htrlab.evaluate.metrics import count_errors
 from htrlab.text.charset import Charset
+from htrlab.text.metrics import count_errors
 
 
 def score_decoder(

@@ -16,7 +16,7 @@ from torch import nn
 
 from htrlab.errors import ModelError
 from htrlab.models.base import Recognizer, is_seq2seq
-from htrlab.train.checkpoint import META_KEY, LoadedModel
+from htrlab.models.checkpoint import META_KEY, LoadedModel
 
 
 class _Export(nn.Module):

@@ -40,12 +40,12 @@ from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.evaluate.inference import frames_needed, min_width_for, predict
-from htrlab.evaluate.metrics import count_errors, not_reading
 from htrlab.models.base import Recognizer, is_seq2seq
+from htrlab.models.checkpoint import make_meta, save_checkpoint
 from htrlab.models.registry import build_model, count_parameters
 from htrlab.text.charset import Charset
+from htrlab.text.metrics import count_errors, not_reading
 from htrlab.text.normalize import odd_character_report
-from htrlab.train.checkpoint import make_meta, save_checkpoint
 from htrlab.train.config import RunConfig
 from htrlab.train.schedule import lr_factor
 from htrlab.train.state import load_state, save_state
@@ -438,7 +438,7 @@ def _extra_samples(cfg: RunConfig, unread: list[str]) -> list[tuple[Any, list[Li
 
 def _load_warm_start(cfg: RunConfig) -> Any:
     """The checkpoint named by ``model.init_from``, checked against this run's model and preprocessing."""
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
 
     if cfg.model.init_from == "default":
         from htrlab.bundled import default_checkpoint
@@ -477,7 +477,7 @@ def _load_teacher(
     cfg: RunConfig, samples: list[LineSample], device: torch.device
 ) -> tuple[nn.Module, Charset]:
     """The teacher model for distillation; the student adopts its charset and must share its preprocessing."""
-    from htrlab.train.checkpoint import load_checkpoint
+    from htrlab.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(cfg.train.distill_from, device)
     if loaded.preprocess != cfg.preprocess:
@@ -596,7 +596,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         params = {**warm.meta.model_config, **params}
     model = build_model(cfg.model.name, len(charset), params, tiny=cfg.model.tiny)
     if warm is not None and not resume:
-        from htrlab.train.checkpoint import warm_start
+        from htrlab.models.checkpoint import warm_start
 
         fresh = warm_start(model, charset, warm)
         if is_main:
