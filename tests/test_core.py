@@ -120,16 +120,27 @@ def test_preprocess_width_limits() -> None:
         preprocess(np.zeros((0, 5), np.uint8), cfg, "s1")
 
 
-def test_preprocess_width_scale_squeezes_and_is_checked() -> None:
-    img = np.full((40, 400), 200, np.uint8)
-    assert preprocess(img, PreprocessConfig(height=32, pad=0)).shape == (32, 320)
-    assert preprocess(img, PreprocessConfig(height=32, pad=0, width_scale=0.9)).shape == (32, 288)
-    assert preprocess(img, PreprocessConfig(height=32, pad=0, width_scale=0.9, max_width=250)).shape == (
-        32,
-        250,
-    )
-    with pytest.raises(ConfigError, match="width_scale"):
-        PreprocessConfig(width_scale=0.1)
+def test_options_removed_from_htrlab_load_from_old_files_only_when_off() -> None:
+    """Files written before an experiment was removed hold its key at the value that meant "off": they load;
+    a file that switches one on is refused in one line naming it."""
+    from htrlab.config import from_dict
+    from htrlab.models.ppocr import PPOCRConfig
+    from htrlab.train.config import TrainSection
+
+    assert from_dict(PreprocessConfig, {"height": 32, "width_scale": 1.0}).height == 32
+    assert from_dict(PPOCRConfig, {"low_rank": 0.0, "low_rank_min_channels": 240, "half_width_late": False})
+    assert from_dict(TrainSection, {"ctc_entropy": 0.0}).lr > 0
+    for cls, key, value in [
+        (PreprocessConfig, "width_scale", 0.9),
+        (PPOCRConfig, "low_rank", 0.25),
+        (PPOCRConfig, "half_width_late", True),
+        (TrainSection, "ctc_entropy", 0.1),
+    ]:
+        with pytest.raises(ConfigError, match=f"'x.{key}' was an experiment that was not adopted") as err:
+            from_dict(cls, {key: value}, where="x")
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown config key"):
+        from_dict(PreprocessConfig, {"width_scales": 1.0})
 
 
 def test_preprocess_flattens_uneven_background() -> None:

@@ -117,7 +117,6 @@ def test_every_architecture_keeps_the_recognizer_contract() -> None:
         "has_pretrained": "init_pretrained",
         "adapts_input_height": "warm_start_tensor",
         "own_onnx_graph": "onnx_graph",
-        "refits_after_init": "calibrate",
         "seq2seq": "generate",
     }
     for name in model_names():

@@ -173,73 +173,8 @@ def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path
         assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
 
 
-def test_low_rank_ppocrv5_refits_to_lines_and_exports_to_onnx(tmp_path) -> None:
-    """model.low_rank: the wide 1x1 convolutions become rank-r pairs; refit to lines (calibrate), they reproduce
-    the whole network far better than the plain truncated SVD does, and the ONNX export matches PyTorch."""
-    import torch
-
-    from htrlab.errors import ConfigError
-    from htrlab.evaluate.engines import load_engine
-    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
-    from htrlab.models.onnx_export import export_onnx
-
-    cs = Charset.from_texts(["abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'-"])
-    whole = build_model("ppocrv5-rec", len(cs)).eval()
-    whole.init_pretrained(cs)
-    ckpt = tmp_path / "whole.safetensors"
-    save_checkpoint(ckpt, whole, make_meta(whole, "ppocrv5-rec", cs, PreprocessConfig(height=48)))
-    low = build_model("ppocrv5-rec", len(cs), {"low_rank": 0.25}).eval()
-    assert warm_start(low, cs, load_checkpoint(ckpt)) == []
-    ranks = sorted(set(low.factored.values()))
-    assert len(low.factored) == 8 and ranks == [64, 120], low.factored  # 240 -> 64 (rounded to 8), 480 -> 120
-    assert sum(p.numel() for p in low.parameters()) < 0.8 * sum(p.numel() for p in whole.parameters())
-
-    def batch(texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        ims = [preprocess(render_line(t, size=40), PreprocessConfig(height=48)) for t in texts]
-        w = max(im.shape[1] for im in ims)
-        x = torch.zeros(len(ims), 1, 48, w)
-        for i, im in enumerate(ims):
-            x[i, 0, :, : im.shape[1]] = torch.from_numpy(im.astype(np.float32) / 255.0)
-        return x, torch.tensor([im.shape[1] for im in ims])
-
-    seen = [
-        batch(["Kew Gardens, 12 May 1895", "the quick brown fox jumps over"]),
-        batch(["Dear Darwin, thank you"]),
-    ]
-    unseen = batch(["Botanical Magazine plates 4 and 7", "sent by the last mail."])
-
-    def error() -> float:  # of the low-rank network's log-probabilities against the whole one's, unseen lines
-        with torch.no_grad():
-            return float((low(*unseen)[0] - whole(*unseen)[0]).abs().mean())
-
-    plain = error()
-    said = low.calibrate(seen)
-    refit = error()
-    assert "8 1x1 convolutions refit to 3 training lines" in said
-    assert refit < 0.5 * plain, (plain, refit)
-
-    path = tmp_path / "low.safetensors"
-    save_checkpoint(path, low, make_meta(low, "ppocrv5-rec", cs, PreprocessConfig(height=48)))
-    assert load_checkpoint(path).meta.model_config["low_rank"] == 0.25
-    # started from a low-rank checkpoint, the trained pairs are kept: nothing is refit over them
-    again = build_model("ppocrv5-rec", len(cs), {"low_rank": 0.25}).eval()
-    assert warm_start(again, cs, load_checkpoint(path)) == []
-    assert again.calibrate(seen) == ""
-    with torch.no_grad():
-        assert torch.allclose(again(*unseen)[0], low(*unseen)[0], atol=1e-5)
-    onnx_path = export_onnx(load_checkpoint(path), tmp_path / "low.onnx")
-    pt, ort = load_engine(path, "torch", 1), load_engine(onnx_path, "auto", 1)
-    for widths in ([400, 301], [64]):
-        x = torch.rand(len(widths), 1, 48, widths[0])
-        (a, la), (b, lb) = pt(x, torch.tensor(widths)), ort(x, torch.tensor(widths))
-        assert torch.equal(la, lb)
-        assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
-    with pytest.raises(ConfigError, match="low_rank"):
-        build_model("ppocrv5-rec", len(cs), {"low_rank": 1.5})
-
-
-@pytest.mark.parametrize(("height", "low_rank"), [(48, 0.0), (96, 0.0), (48, 0.25)])
-def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height, low_rank, capsys) -> None:
+@pytest.mark.parametrize("height", [48, 96])
+def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height) -> None:
     from htrlab.bundled import default_checkpoint
     from htrlab.errors import CheckpointError
     from htrlab.models.checkpoint import load_checkpoint
@@ -259,7 +194,6 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height,
             "model.name=ppocrv5-rec",
             "model.init_from=default",
             f"preprocess.height={height}",
-            f"model.params.low_rank={low_rank}",
             "train.max_steps=1",
             "train.batch_size=2",
             "train.eval_batch_size=4",
@@ -272,56 +206,6 @@ def test_fine_tune_from_the_bundled_default_model(line_folder, tmp_path, height,
     tuned = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert tuned.charset.symbols[: len(base.charset.symbols)] == base.charset.symbols
     assert tuned.preprocess.height == height and tuned.meta.model_config["input_height"] == height
-    assert tuned.meta.model_config["low_rank"] == low_rank
-    assert ("low-rank: 8 1x1 convolutions refit" in capsys.readouterr().err) == (low_rank > 0)
-
-
-def test_half_width_late_stage_keeps_the_frames_costs_less_and_exports_to_onnx(tmp_path) -> None:
-    """model.half_width_late: the 480-channel stage runs at half the width; the output frames and the weights
-    stay those of the whole model (a fine-tune starts from it), the arithmetic drops by a fifth, and the ONNX
-    export computes what PyTorch computes."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from htrlab.evaluate.engines import load_engine
-    from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
-    from htrlab.models.onnx_export import export_onnx
-
-    cs = Charset.from_texts(["abcdef xyz"])
-    whole = build_model("ppocrv5-rec", len(cs), {"input_height": 96}).eval()
-    whole.init_pretrained(cs)
-    ckpt = tmp_path / "whole.safetensors"
-    save_checkpoint(ckpt, whole, make_meta(whole, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
-    half = build_model("ppocrv5-rec", len(cs), {"input_height": 96, "half_width_late": True}).eval()
-    assert warm_start(half, cs, load_checkpoint(ckpt)) == []
-    x, w = torch.rand(2, 1, 96, 800), torch.tensor([800, 640])
-
-    def flops(model: torch.nn.Module) -> int:
-        with FlopCounterMode(display=False) as counter:  # (its module hooks need autograd on)
-            model(x, w)
-        return int(counter.get_total_flops())
-
-    with torch.no_grad():
-        (a, la), (b, lb) = whole(x, w), half(x, w)
-    assert torch.equal(la, lb) and la.tolist() == [50, 40]
-    assert abs(a.shape[1] - b.shape[1]) <= 1  # the last frame may round the other way
-    assert 0.75 < flops(half) / flops(whole) < 0.85
-
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # stand-in for fine-tuning
-        for t in half.parameters():
-            t.add_(0.01 * torch.randn(t.shape, generator=gen) * (t.abs().mean() + 1e-3))
-    path = tmp_path / "half.safetensors"
-    save_checkpoint(path, half, make_meta(half, "ppocrv5-rec", cs, PreprocessConfig(height=96)))
-    assert load_checkpoint(path).meta.model_config["half_width_late"] is True
-    onnx_path = export_onnx(load_checkpoint(path), tmp_path / "half.onnx")
-    pt, ort = load_engine(path, "torch", 1), load_engine(onnx_path, "auto", 1)
-    for widths in ([400, 301], [64]):
-        xb = torch.rand(len(widths), 1, 96, widths[0], generator=gen)
-        (a, la), (b, lb) = pt(xb, torch.tensor(widths)), ort(xb, torch.tensor(widths))
-        assert torch.equal(la, lb)
-        assert a.shape == b.shape
-        assert torch.allclose(a, b, atol=1e-3), float((a - b).abs().max())
 
 
 def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None:

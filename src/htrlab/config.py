@@ -93,16 +93,29 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, strictly.
 
+    Keys named in the class's ``RETIRED`` mapping (options removed from htrlab) are skipped when they hold the
+    value that meant "off", so files written before their removal still load.
+
     Raises:
-        ConfigError: on unknown keys (with a suggestion) or values of the wrong type.
+        ConfigError: on unknown keys (with a suggestion), values of the wrong type, or a retired option set on.
     """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls} is not a dataclass")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    retired: Mapping[str, Any] = getattr(cls, "RETIRED", {})
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
+        if key in retired and key not in fields:
+            if (
+                value == retired[key]
+            ):  # written by an older htrlab at the value that meant "off": nothing to do
+                continue
+            raise ConfigError(
+                f"'{path}' was an experiment that was not adopted and is gone (last in htrlab at commit dec2e40, "
+                f"see docs/RESULTS.md); this file sets it to {value!r}, which this htrlab cannot honour"
+            )
         if key not in fields:
             raise ConfigError(f"unknown config key '{path}'.{_suggest(str(key), list(fields))}")
         kwargs[key] = _coerce(value, hints[key], path)

@@ -7,6 +7,7 @@ images as garbage, so every path in htrlab goes through :func:`preprocess`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -24,9 +25,8 @@ class PreprocessConfig:
     pad: int = 8  # background columns added left and right (room for CTC at the edges)
     normalize: bool = True  # background flattening + contrast stretch
     resize: str = "height"  # "height": keep the aspect ratio; "square": squash to height x height (TrOCR)
-    # horizontal scale after resizing to ``height`` (with resize="height"): below 1 squeezes lines, which makes
-    # a convolutional recognizer proportionally faster (fewer columns) at some cost in accuracy
-    width_scale: float = 1.0
+    # removed options, at the value older files hold them (htrlab.config.from_dict)
+    RETIRED: ClassVar[dict[str, Any]] = {"width_scale": 1.0}
 
     def __post_init__(self) -> None:
         if self.resize not in ("height", "square"):
@@ -39,8 +39,6 @@ class PreprocessConfig:
             )
         if self.pad < 0:
             raise ConfigError(f"preprocess.pad must be >= 0, got {self.pad}")
-        if not 0.25 <= self.width_scale <= 4.0:
-            raise ConfigError(f"preprocess.width_scale must be in 0.25..4, got {self.width_scale}")
 
 
 def normalize_contrast(gray: np.ndarray) -> np.ndarray:
@@ -67,7 +65,7 @@ def normalize_contrast(gray: np.ndarray) -> np.ndarray:
 def preprocess(gray: np.ndarray, cfg: PreprocessConfig, sample_id: str = "") -> np.ndarray:
     """Grayscale uint8 line image (H, W) -> float32 model input (cfg.height, W'), ink = 1, paper = 0.
 
-    Steps: resize to ``cfg.height`` keeping the aspect ratio (times ``cfg.width_scale``), flatten the background
+    Steps: resize to ``cfg.height`` keeping the aspect ratio, flatten the background
     and stretch contrast, squeeze to ``max_width`` if wider, pad to ``min_width`` if narrower, then add ``pad``
     columns each side.
     With ``cfg.resize == "square"`` (TrOCR-style encoders) the line is squashed to ``height x height`` instead.
@@ -84,7 +82,7 @@ def preprocess(gray: np.ndarray, cfg: PreprocessConfig, sample_id: str = "") -> 
         interp = cv2.INTER_AREA if h > cfg.height else cv2.INTER_LINEAR
         square = cv2.resize(gray, (cfg.height, cfg.height), interpolation=interp)
         return normalize_contrast(square) if cfg.normalize else (255.0 - square.astype(np.float32)) / 255.0
-    new_w = max(1, round(w * cfg.height / h * cfg.width_scale))
+    new_w = max(1, round(w * cfg.height / h))
     new_w = min(new_w, cfg.max_width)
     interp = cv2.INTER_AREA if h > cfg.height else cv2.INTER_LINEAR
     resized = cv2.resize(gray, (new_w, cfg.height), interpolation=interp)

@@ -12,7 +12,6 @@ attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, ClassVar, TypeGuard
 
 import torch
@@ -26,7 +25,6 @@ class Recognizer(nn.Module):
     has_pretrained: ClassVar[bool] = False  # init_pretrained(charset) starts from published weights
     adapts_input_height: ClassVar[bool] = False  # warm_start_tensor takes tensors of another input height
     own_onnx_graph: ClassVar[bool] = False  # onnx_graph() writes its ONNX (its PyTorch form does not export)
-    refits_after_init: ClassVar[bool] = False  # calibrate(batches) once its weights are set
 
     def generate(
         self, images: torch.Tensor, charset: Any, num_beams: int | None = None, logits_processor: Any = None
@@ -45,10 +43,6 @@ class Recognizer(nn.Module):
     def onnx_graph(self) -> Any:
         """The model as an ONNX ``ModelProto``."""
         raise NotImplementedError(f"{type(self).__name__} exports through torch.onnx")
-
-    def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> str:
-        """Refit weights to the lines of ``batches`` (images, widths); returns a line for the log."""
-        raise NotImplementedError(f"{type(self).__name__} has nothing to refit")
 
 
 def is_seq2seq(module: Any) -> TypeGuard[Recognizer]:

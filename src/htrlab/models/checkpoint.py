@@ -249,10 +249,6 @@ def warm_start(model: nn.Module, charset: Charset, source: LoadedModel) -> list[
     """
     old_n, new_n = len(source.charset), len(charset)
     src_state = source.model.state_dict()
-    # a model may restructure a checkpoint of its plain configuration (ppocrv5-rec: low-rank convolutions)
-    restructure = getattr(model, "warm_start_state", None)
-    if restructure is not None:
-        src_state = restructure(src_state)
     dst_state = model.state_dict()
     missing = sorted(set(dst_state) - set(src_state))
     if missing:

@@ -13,15 +13,13 @@ package (a core dependency) and onnx2torch (:data:`INSTALL`; the README's set-up
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
 import types
 import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,22 +49,14 @@ class PPOCRConfig:
 
     input_height: int = PPOCR_HEIGHT
     pretrained: str = "ppocrv5-mobile"  # the ONNX graph is the architecture; it is always loaded
-    # low_rank > 0: every 1x1 convolution (groups 1) with at least low_rank_min_channels inputs and outputs
-    # becomes two, C_in -> r -> C_out, r = low_rank x min(C_in, C_out) rounded to a multiple of 8, initialised
-    # from the truncated SVD of its weight. Cheaper where r < C / 2; meant to be fine-tuned or distilled after.
-    low_rank: float = 0.0
-    low_rank_min_channels: int = 240
-    # half_width_late: the last stage (480 channels) runs at half the width: its first depthwise convolution
-    # strides 2 across as well as down, and the final pooling (3 x 2) pools only down, so the output frames
-    # (width / 8k) stay the same. 21 % fewer operations per line; changes what the network computes, so it is
-    # meant to be fine-tuned or distilled from a whole model.
-    half_width_late: bool = False
+    # removed options, at the value older checkpoints hold them (htrlab.config.from_dict)
+    RETIRED: ClassVar[dict[str, Any]] = {
+        "low_rank": 0.0,
+        "low_rank_min_channels": 240,
+        "half_width_late": False,
+    }
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.low_rank < 1.0:
-            raise ConfigError(f"model.low_rank must be in [0, 1) (0 = off), got {self.low_rank}")
-        if self.low_rank_min_channels < 1:
-            raise ConfigError(f"model.low_rank_min_channels must be >= 1, got {self.low_rank_min_channels}")
         if self.input_height not in [PPOCR_HEIGHT * k for k in _HEIGHT_FACTORS]:
             raise ConfigError(
                 f"ppocrv5-rec needs preprocess.height = 48, 96 or 144 (48 x 1..3), got {self.input_height}"
@@ -175,8 +165,6 @@ def _backbone() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 _STEM = "Conv/0"  # the converted graph's first convolution
-_LATE_DOWN = "Conv/21"  # the depthwise convolution that opens the 480-channel stage (stride 2 down)
-_POOL = "AveragePool/0"  # the pooling after the last stage (kernel and stride 3 down, 2 across)
 
 
 def _set_ints(node: Any, values: dict[str, list[int]]) -> None:
@@ -191,34 +179,6 @@ def _set_ints(node: Any, values: dict[str, list[int]]) -> None:
     node.attribute.extend(helper.make_attribute(a, v) for a, v in todo.items())
 
 
-class _Enough(Exception):
-    """Stops a calibration pass once the layer being refit has seen its input."""
-
-
-def _split_svd(m: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The best rank-``rank`` factorisation m ~ B A of an (O, I) matrix by its truncated SVD: A (rank, I),
-    B (O, rank), the singular values split evenly (sqrt on each side) so both factors have the same scale;
-    also all singular values (for the error of the truncation)."""
-    u, s, vh = torch.linalg.svd(m, full_matrices=False)
-    root = s[:rank].sqrt()
-    return root[:, None] * vh[:rank], u[:, :rank] * root[None, :], s
-
-
-def _low_rank_pair(weight: torch.Tensor, bias: torch.Tensor | None, rank: int) -> nn.Sequential:
-    """A 1x1 convolution (weight (O, I, 1, 1)) as two, I -> rank -> O, from its truncated SVD."""
-    o, i = weight.shape[:2]
-    a, b, _ = _split_svd(weight.detach().reshape(o, i).double(), rank)
-    first = nn.Conv2d(i, rank, 1, bias=False)
-    second = nn.Conv2d(rank, o, 1, bias=bias is not None)
-    with torch.no_grad():
-        first.weight.copy_(a.reshape(rank, i, 1, 1))
-        second.weight.copy_(b.reshape(o, rank, 1, 1))
-        if bias is not None:
-            assert second.bias is not None
-            second.bias.copy_(bias.detach())
-    return nn.Sequential(first, second)
-
-
 class PPOCRRec(Recognizer):
     """(N, 1, 48k, W) images (ink = 1) + (N,) widths -> (N, T, C) log-probabilities, T = ceil(W / 8k).
 
@@ -229,7 +189,6 @@ class PPOCRRec(Recognizer):
     has_pretrained = True
     adapts_input_height = True
     own_onnx_graph = True
-    refits_after_init = True
 
     supports_padding = False
 
@@ -245,63 +204,8 @@ class PPOCRRec(Recognizer):
             with torch.no_grad():
                 fine.weight.copy_(self._fine_stem(stem.weight))
             self.net._modules[_STEM] = fine
-        if cfg.half_width_late:
-            down, pool = self.net.get_submodule(_LATE_DOWN), self.net.get_submodule(_POOL)
-            ks = getattr(pool, "kernel_size", None)
-            if not (
-                isinstance(down, nn.Conv2d)
-                and isinstance(pool, nn.AvgPool2d)
-                and tuple(down.stride) == (2, 1)
-                and not isinstance(ks, int)
-                and tuple(ks or ()) == (3, 2)
-            ):
-                raise ModelError(
-                    "model.half_width_late: this PP-OCR graph's late stage is not the one expected"
-                )
-            down.stride = (2, 2)
-            pool.kernel_size = pool.stride = (3, 1)
         self.head = nn.Linear(w.shape[0], num_classes)
         self._pretrained_head = (w, b)
-        self.factored: dict[str, int] = {}  # module name in self.net -> rank
-        # the whole weights the pairs approximate, kept (outside the state dict) for calibrate()
-        self._whole: dict[str, torch.Tensor] = {}
-        if cfg.low_rank > 0:
-            for name, conv in list(self.net.named_children()):
-                r = self._rank(conv)
-                if r:
-                    assert isinstance(conv, nn.Conv2d)
-                    pair = _low_rank_pair(conv.weight.detach(), conv.bias, r)
-                    self.net._modules[name] = pair
-                    self.factored[name] = r
-                    self._whole[name] = conv.weight.detach().clone()
-
-    def _rank(self, conv: nn.Module) -> int:
-        """The rank this 1x1 convolution is factored to, or 0 when it stays whole."""
-        if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (1, 1) or conv.groups != 1:
-            return 0
-        if conv.stride != (1, 1) or conv.padding not in ((0, 0), "valid"):
-            return 0
-        c = min(conv.in_channels, conv.out_channels)
-        if c < self.cfg.low_rank_min_channels:
-            return 0
-        r = max(8, round(self.cfg.low_rank * c / 8) * 8)
-        return r if 2 * r < c else 0  # factored only where it saves arithmetic
-
-    def warm_start_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A checkpoint's state with whole 1x1 convolutions factored as this model factors them (SVD)."""
-        out = dict(state)
-        for name, r in self.factored.items():
-            w, b = f"net.{name}.weight", f"net.{name}.bias"
-            if w in out and f"net.{name}.0.weight" not in out:
-                self._whole[name] = out[w].detach().clone()
-                pair = _low_rank_pair(out.pop(w), out.pop(b, None), r)
-                for key, value in pair.state_dict().items():
-                    out[f"net.{name}.{key}"] = value
-            elif f"net.{name}.0.weight" in out:
-                # a low-rank checkpoint: its pairs were trained, there is no whole weight to refit them to
-                # (the one kept from the constructor is PP-OCRv5's, and calibrate() would undo the training)
-                self._whole.pop(name, None)
-        return out
 
     def _fine_stem(self, weight: torch.Tensor) -> torch.Tensor:
         """A 48-px stem weight (O, 3, 3, 3) as this model's (O, 1, 3k, 3k): the same output on k x k means."""
@@ -326,62 +230,6 @@ class PPOCRRec(Recognizer):
             blocks = src.reshape(o, 1, 3, m, 3, m).sum((3, 5))
             return (blocks / 3.0).expand(o, 3, 3, 3).contiguous()
         return None
-
-    @torch.no_grad()
-    def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> str:
-        """Refit each low-rank pair to the lines in ``batches`` (images, widths); returns a line for the log.
-
-        A plain truncated SVD keeps the directions of largest weight, not those the layer's inputs use: at rank
-        C/4 the Hooker val CER of the shipped model went from 18 % to 95 %. Here each pair is refit, in network
-        order, to reproduce its whole convolution's output on these lines: with the input covariance
-        S = L L^T (Cholesky), the truncated SVD of W L gives the best rank-r map in that metric (the
-        "whitened" SVD), A = sqrt(s) V^T L^-1, B = U sqrt(s). Each layer sees the inputs the already refit
-        layers before it produce. No library does this for a torch.fx graph; it is a few lines of linear algebra.
-        """
-        todo = {name: r for name, r in self.factored.items() if name in self._whole}
-        if not todo:  # before the batches are made: nothing to refit (a whole model, or trained pairs)
-            return ""
-        batches = list(batches)
-        if not batches:
-            return ""
-        was_training = self.training
-        self.eval()
-        errors = []
-        for name, r in todo.items():
-            pair = self.net.get_submodule(name)
-            assert isinstance(pair, nn.Sequential)
-            cov: list[torch.Tensor] = []
-
-            def grab(_mod: nn.Module, args: tuple[torch.Tensor, ...], cov: list[torch.Tensor] = cov) -> None:
-                x = args[0].detach().double()
-                x = x.transpose(0, 1).reshape(x.shape[1], -1)
-                cov.append(x @ x.T)
-                raise _Enough
-
-            handle = pair.register_forward_pre_hook(grab)
-            try:
-                for images, widths in batches:
-                    with contextlib.suppress(_Enough):
-                        self(images, widths)
-            finally:
-                handle.remove()
-            s_in = torch.stack(cov).sum(0)
-            s_in = s_in / s_in.diagonal().mean().clamp_min(1e-12)
-            eye = torch.eye(s_in.shape[0], dtype=s_in.dtype)
-            chol = torch.linalg.cholesky(s_in + 1e-5 * eye)
-            whole = self._whole[name].to(s_in.device).double().flatten(1)
-            a, second, sv = _split_svd(whole @ chol, r)
-            first = a @ torch.linalg.inv(chol)
-            down, up = pair[0], pair[1]
-            assert isinstance(down, nn.Conv2d) and isinstance(up, nn.Conv2d)
-            down.weight.copy_(first.reshape(down.weight.shape))
-            up.weight.copy_(second.reshape(up.weight.shape))
-            errors.append(float((sv[r:] ** 2).sum() / (sv**2).sum()))  # relative output error on these lines
-        self.train(was_training)
-        return (
-            f"low-rank: {len(todo)} 1x1 convolutions refit to {sum(len(w) for _, w in batches)} "
-            f"training lines; relative output error {min(errors):.3f}-{max(errors):.3f}"
-        )
 
     def output_length(self, width: torch.Tensor | int) -> torch.Tensor | int:
         f = 8 * self.k
@@ -439,23 +287,7 @@ class PPOCRRec(Recognizer):
             return proto
 
         stem_proto = None
-        for name in self.factored:  # low-rank pairs: the whole 1x1 convolution becomes two
-            w_old, b_old = before[f"{name}.weight"], before.get(f"{name}.bias")
-            first, second = after[f"{name}.0.weight"], after[f"{name}.1.weight"]
-            w_proto = put(w_old, first, f"{name}.weight")
-            conv = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == w_proto.name)
-            inputs = [f"htr_lr_mid_{name}", f"htr_lr_w_{name}"]
-            if b_old is not None:  # the bias moves to the second convolution
-                inputs.append(put(b_old, after[f"{name}.1.bias"], f"{name}.bias").name)
-            graph.initializer.append(numpy_helper.from_array(second.detach().cpu().numpy(), inputs[1]))
-            out_name = conv.output[0]
-            del conv.input[2:]
-            conv.output[0] = inputs[0]
-            pair = helper.make_node("Conv", inputs, [out_name], name=f"htr_lr_{name}", kernel_shape=[1, 1])
-            graph.node.insert(list(graph.node).index(conv) + 1, pair)
         for name, value in after.items():  # every trained tensor, batch-norm statistics included
-            if name.split(".")[0] in self.factored:
-                continue
             if value.is_floating_point() and not torch.equal(before[name], value):
                 proto = put(before[name], value, name)
                 if name == f"{_STEM}.weight":
@@ -466,15 +298,6 @@ class PPOCRRec(Recognizer):
             conv = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == stem_proto.name)
             k = self.k
             _set_ints(conv, {"kernel_shape": [3 * k] * 2, "strides": [2 * k] * 2, "pads": [k] * 4})
-        if self.cfg.half_width_late:  # as in __init__: the late stage strides across, the pooling does not
-            w_down = before[f"{_LATE_DOWN}.weight"].detach().cpu().numpy()
-            (down_proto,) = slots[(w_down.shape, w_down.tobytes())]
-            down = next(n for n in graph.node if n.op_type == "Conv" and n.input[1] == down_proto.name)
-            pools = [n for n in graph.node if n.op_type == "AveragePool"]
-            if len(pools) != 1:
-                raise ModelError(f"ONNX export of ppocrv5-rec: {len(pools)} pooling nodes, expected 1")
-            _set_ints(down, {"strides": [2, 2]})
-            _set_ints(pools[0], {"kernel_shape": [3, 1], "strides": [3, 1]})
         put(w0, self.head.weight.t().contiguous(), "the output projection")
         put(b0, self.head.bias, "the output bias")
         # outputs: log-softmax instead of softmax, and the frame counts

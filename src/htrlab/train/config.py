@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from htrlab.data.augment import AugmentConfig
 from htrlab.data.linecrop import TRAIN_CROPS, crop_style
@@ -100,10 +100,8 @@ class TrainSection:
     # last 1,000 steps); validation, best/last checkpoints and early stopping use the averaged weights, and
     # the log also reports the raw weights' val CER. 0 = off.
     ema: float = 0.0
-    # > 0: maximum-entropy regularisation of CTC (Liu et al., NeurIPS 2018): loss = CTC - w x the mean entropy
-    # of the frame posteriors, which discourages the over-confident, peaky alignments of an over-fitting model.
-    # 0 = off. CTC models only.
-    ctc_entropy: float = 0.0
+    # removed options, at the value older files hold them (htrlab.config.from_dict)
+    RETIRED: ClassVar[dict[str, Any]] = {"ctc_entropy": 0.0}
     progress: bool = True
     # convolution weights and activations in channels-last layout: the same arithmetic, faster convolutions
     # (ppocrv5-rec: 2.14 -> 1.49 s per forward+backward of 16 lines 600 px wide on the 2-core CPU). CPU only:
@@ -128,8 +126,6 @@ class TrainSection:
             raise ConfigError(f"train.batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 <= self.distill_weight <= 1.0 or self.distill_temperature <= 0:
             raise ConfigError("train.distill_weight must be in [0, 1] and train.distill_temperature > 0")
-        if not 0.0 <= self.ctc_entropy <= 1.0:
-            raise ConfigError(f"train.ctc_entropy must be in [0, 1] (0 = off), got {self.ctc_entropy}")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
         if str(self.resident_data).lower() not in ("auto", "true", "false"):

@@ -32,7 +32,6 @@ from htrlab.data.batching import (
     Batch,
     bucket_batches,
     collate,
-    iterate_batches,
     shard_batches,
 )
 from htrlab.data.dataset import open_dataset
@@ -497,15 +496,6 @@ def _load_teacher(
     return loaded.model.eval(), loaded.charset
 
 
-def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean entropy (nats) of the CTC frame posteriors ``log_probs`` (N, T, C) over each line's first
-    ``lengths`` frames: the term of ``train.ctc_entropy``."""
-    lp = log_probs.float()
-    ent = -(lp.exp() * lp).sum(-1)  # (N, T)
-    valid = torch.arange(lp.shape[1], device=lp.device)[None, :] < lengths[:, None]
-    return (ent * valid).sum() / valid.sum().clamp(min=1)
-
-
 def distillation_kl(
     teacher: nn.Module,
     images: torch.Tensor,
@@ -612,8 +602,6 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         raise ConfigError(
             f"distillation (train.distill_from) works between CTC models; {cfg.model.name} is not one"
         )
-    if seq2seq and cfg.train.ctc_entropy > 0:
-        raise ConfigError(f"train.ctc_entropy regularises CTC models; {cfg.model.name} is not one")
     if seq2seq and cfg.preprocess.resize != "square":
         raise ConfigError(f"{cfg.model.name} reads square images: set preprocess.resize=square")
     square = cfg.preprocess.resize == "square"  # augmented images are squeezed back into the square
@@ -683,16 +671,6 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         _log(
             f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}"
         )
-
-    if model.refits_after_init and not resume:  # ppocrv5-rec with model.low_rank: refit its low-rank pairs
-        pick = sorted(random.Random(seed).sample(range(main_train_lines), min(256, main_train_lines)))
-        some = train_lines.subset(pick)
-        # a generator: the batches are made only for a model that has pairs to refit
-        said = model.calibrate(
-            (b.images, b.widths) for b in iterate_batches(some.images, some.texts, some.ids, 32)
-        )
-        if is_main and said:
-            _log(said)
 
     model.to(device)
     if cfg.train.channels_last and device.type == "cpu":
@@ -906,9 +884,6 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 reduction="mean",
                 zero_infinity=True,
             )
-            if cfg.train.ctc_entropy > 0:
-                ent = frame_entropy(log_probs, lengths.to(device))
-                loss = loss - cfg.train.ctc_entropy * ent
         return loss, log_probs, lengths
 
     resident = _ResidentLines(train_lines, device) if _use_resident(cfg, device, square) else None
