@@ -71,6 +71,11 @@ def test_a_pdf_gives_a_page_each(reader: htrlab.Reader, tmp_path: Path) -> None:
     pages = reader.read(pdf, layout="line")
     assert isinstance(pages, list) and [p.page for p in pages] == [1, 2]
     assert pages[0].source.endswith("two.pdf#page=1") and all(p.text for p in pages)
+    folder = tmp_path / "one"
+    folder.mkdir()
+    Image.open(example_images()[0]).save(folder / "a.png")
+    in_folder = reader.read(folder)
+    assert isinstance(in_folder, list) and len(in_folder) == 1  # a folder gives a list, even of one
 
 
 def test_bad_inputs_are_one_line_errors_and_skip_keeps_going(reader: htrlab.Reader, tmp_path: Path) -> None:

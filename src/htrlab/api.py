@@ -268,11 +268,13 @@ class Reader:
             keep_images: keep each page's grayscale image on it (for drawing or XML of arrays).
 
         Returns:
-            One :class:`Page` for one image given; a list for a list, a folder, or a file of several pages.
+            One :class:`Page` for one image (or a one-page file) given; a list for a list, a folder, or a file
+            of several pages. A file named twice in a row of paths, or also inside a folder given, is read once.
         """
         sources, _ = sources_of(images, on_error)
         pages = list(self.read_sources(sources, layout, line_crop, orientation, on_error, keep_images))
-        single = not isinstance(images, list | tuple) and len(pages) == 1
+        folder = isinstance(images, str | Path) and Path(images).is_dir()
+        single = not isinstance(images, list | tuple) and not folder and len(pages) == 1
         return pages[0] if single else pages
 
     def read_lines(self, images: Sequence[Any]) -> list[tuple[str, float]]:
