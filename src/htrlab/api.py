@@ -107,18 +107,13 @@ class Page:
         """Write the page as PAGE-XML (``fmt="page-xml"``) or ALTO (``"alto"``) at ``target``; an image with no
         file of its own (an array, a PDF or TIFF page) is saved beside it as PNG, the image the XML's
         coordinates refer to."""
+        from htrlab.data.documents import PageSource
         from htrlab.segment.export import write_layout_file
 
         if self.error is not None or self.layout is None:
             raise DataError(f"{self.source}: nothing read to write ({self.error})")
-        own_file = self.path is not None and self.page is None and not _is_pdf(self.path)
+        own_file = self.path is not None and PageSource(self.path, self.page).has_image_file
         return write_layout_file(fmt, self.layout, self.image, Path(target), self.path if own_file else None)
-
-
-def _is_pdf(path: Path) -> bool:
-    from htrlab.data.documents import is_pdf
-
-    return is_pdf(path)
 
 
 @dataclass
@@ -161,20 +156,17 @@ def _gray_of(image: Any, label: str) -> np.ndarray:
     raise DataError(f"{label}: an image array is uint8, bool, or floats in [0, 1]; got {arr.dtype}")
 
 
-def sources_of(
-    images: Any, on_error: str = "error", pdf_dpi: float | None = None
-) -> tuple[list[Source], dict[str, str]]:
+def sources_of(images: Any, on_error: str = "error", pdf_dpi: float | None = None) -> list[Source]:
     """The images to read from what a caller gives: a path (an image, a folder of them, a multi-page TIFF or a
-    PDF: every page), a NumPy array, a PIL image, or a list of those. Returns them in order (a file named twice
-    in a row of paths, or in a folder given too, is read once) and, under ``on_error="skip"``, the paths that
-    could not be opened (label -> why)."""
+    PDF: every page), a NumPy array, a PIL image, or a list of those, in order (a file named twice in a row of
+    paths, or in a folder given too, is read once). Under ``on_error="skip"`` a path that cannot be opened is a
+    source whose loading raises the reason (read as a :class:`Page` with ``error``)."""
     from PIL import Image
 
     from htrlab.data.images import load_gray
 
     items = images if isinstance(images, list | tuple) else [images]
     out: list[Source] = []
-    failed: dict[str, str] = {}
     paths: list[Path] = []
 
     def flush_paths() -> None:
@@ -184,12 +176,8 @@ def sources_of(
 
         pages, bad = input_pages(list(paths), on_error)
         for src in pages:
-            label = str(src)
-            if src in bad:
-                failed[label] = bad[src]
-                out.append(Source(label, _refused(bad[src]), src.path, src.page))
-                continue
-            out.append(Source(label, _loader(load_gray, src, pdf_dpi), src.path, src.page))
+            load = _refused(bad[src]) if src in bad else _loader(load_gray, src, pdf_dpi)
+            out.append(Source(str(src), load, src.path, src.page))
         paths.clear()
 
     for k, item in enumerate(items):
@@ -206,7 +194,7 @@ def sources_of(
                 f"cannot read a {type(item).__name__}: give a path, a NumPy array or a PIL image"
             )
     flush_paths()
-    return out, failed
+    return out
 
 
 def _loader(load_gray: Any, src: Any, dpi: float | None) -> Callable[[], np.ndarray]:
@@ -271,7 +259,7 @@ class Reader:
             One :class:`Page` for one image (or a one-page file) given; a list for a list, a folder, or a file
             of several pages. A file named twice in a row of paths, or also inside a folder given, is read once.
         """
-        sources, _ = sources_of(images, on_error)
+        sources = sources_of(images, on_error)
         pages = list(self.read_sources(sources, layout, line_crop, orientation, on_error, keep_images))
         folder = isinstance(images, str | Path) and Path(images).is_dir()
         single = not isinstance(images, list | tuple) and not folder and len(pages) == 1

@@ -108,9 +108,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key in retired and key not in fields:
-            if (
-                value == retired[key]
-            ):  # written by an older htrlab at the value that meant "off": nothing to do
+            # written by an older htrlab at the value that meant "off": nothing to do
+            if value == retired[key]:
                 continue
             raise ConfigError(
                 f"'{path}' was an experiment that was not adopted and is gone (last in htrlab at commit dec2e40, "

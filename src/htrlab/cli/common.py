@@ -128,18 +128,13 @@ def add_engine_option(p: Any) -> None:
     )
 
 
-_DEFAULTS: dict[str, Any] = {  # the options' defaults: DecoderConfig's, the one place they are defined
-    f: getattr(DecoderConfig, f) for f in DecoderConfig.names()
-}
-
-
 def add_decoder_options(p: Any) -> None:
     """``--decoder NAME`` and its settings (shared by evaluate and recognize)."""
-    p.add_argument("--decoder", default=_DEFAULTS["decoder"], help=DECODER_HELP)
+    p.add_argument("--decoder", default=DecoderConfig.decoder, help=DECODER_HELP)
     add_beam_options(p)
 
 
-_FLOAT_OPTIONS = (  # (option, help): numeric decoder settings, their defaults in _DEFAULTS
+_FLOAT_OPTIONS = (  # (option, help): numeric decoder settings, their defaults DecoderConfig's
     ("--lm-weight", "weight of the character LM's log10 p"),
     ("--word-lm-weight", "weight of the word LM's log10 p"),
     ("--oov-score", "word LM log10 score of an unknown word"),
@@ -177,13 +172,13 @@ def add_beam_options(p: Any) -> None:
     p.add_argument(
         "--rescore-lm",
         action=_Given,
-        default=_DEFAULTS["rescore_lm"],
+        default=DecoderConfig.rescore_lm,
         help="causal LM for rescore: smollm2 or a model dir",
     )
     for kind, options in ((float, _FLOAT_OPTIONS), (int, _INT_OPTIONS)):
         for opt, text in options:
             dest = opt[2:].replace("-", "_")
-            p.add_argument(opt, type=kind, action=_Given, default=_DEFAULTS[dest], help=text)
+            p.add_argument(opt, type=kind, action=_Given, default=getattr(DecoderConfig, dest), help=text)
     p.add_argument(
         "--decoding",
         help="JSON of tuned settings (from `htrlab lm tune`); its values replace the defaults of these options",
@@ -294,13 +289,6 @@ def show_path(show: str, stem: str, several: bool) -> Path:
     if several or target.is_dir() or not target.suffix:
         return target / f"{stem}.lines.png"
     return target
-
-
-def input_pages(paths: list[Path], on_error: str) -> tuple[list[Any], dict[Any, str]]:
-    """:func:`htrlab.data.documents.input_pages` (kept here for the subcommands)."""
-    from htrlab.data.documents import input_pages as pages
-
-    return pages(paths, on_error)
 
 
 def xml_targets(sources: list[Any], folder: Path, suffix: str = ".xml") -> dict[Any, Path]:

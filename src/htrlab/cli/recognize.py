@@ -101,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--format {args.format} writes one XML file per image: give -o FOLDER")
     hint = " (use --on-error skip to read the other images and report this one)"
     try:
-        sources, _ = sources_of(
-            [Path(p) for p in args.images] or example_images(), args.on_error, args.pdf_dpi
-        )
+        sources = sources_of([Path(p) for p in args.images] or example_images(), args.on_error, args.pdf_dpi)
     except DataError as exc:
         raise DataError(f"{exc}{hint}") from exc
     pages = {s.label: PageSource(s.path, s.page) for s in sources if s.path is not None}

@@ -14,13 +14,13 @@ from htrlab.cli.common import (
     add_segmenter_options,
     check_show,
     check_writable,
-    input_pages,
     page_progress,
     segment_config,
     show_path,
     write_layout_xml,
     xml_targets,
 )
+from htrlab.data.documents import input_pages
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
