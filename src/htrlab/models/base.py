@@ -40,6 +40,10 @@ class Recognizer(nn.Module):
         """``src``, from a checkpoint of another input height, made to fit tensor ``name`` (None: it cannot)."""
         return None
 
+    def upgrade_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A state dict as stored by an older htrlab, renamed to this version's tensor names (identity here)."""
+        return state
+
     def onnx_graph(self) -> Any:
         """The model as an ONNX ``ModelProto``."""
         raise NotImplementedError(f"{type(self).__name__} exports through torch.onnx")

@@ -137,6 +137,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+    if isinstance(model, Recognizer):
+        state = model.upgrade_state(state)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
         missing = _untied(model, missing, state)

@@ -39,8 +39,7 @@ def register(name: str, config_cls: type, model_cls: type[Recognizer], tiny: dic
 
 
 def _ensure_loaded() -> None:
-    # Importing the architecture modules runs their register() lines. ppocrv5-rec (the default model's
-    # architecture) is always listed; building it names the install command when onnx2torch is missing.
+    # Importing the architecture modules runs their register() lines.
     from htrlab.models import crnn, htr_jand, ppocr, trocr, vit_ctc  # noqa: F401
 
 
