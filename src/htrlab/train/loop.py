@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -523,55 +523,153 @@ def distillation_kl(
     return (kl * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Train a CTC model as configured. Returns a summary (best val CER, checkpoint paths, ...)."""
+@dataclass
+class Progress:
+    """Where a run stands: saved with the training state after every validation and restored by ``--resume``."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0  # batches of the current epoch done
+    best_cer: float = math.inf
+    bad_evals: int = 0  # validations in a row without a new best (train.patience)
+    elapsed: float = 0.0  # training seconds, over every session of the run
+    best_step: int = -1
+    last_eval_step: int = -1
+
+
+@dataclass
+class _Setup:
+    """Where the process runs: rank and world under torchrun, the device, the run folder."""
+
+    cfg: RunConfig
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+    out_dir: Path
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / STATE_FILE
+
+
+@dataclass
+class _Data:
+    """The prepared lines of a run and what is reported about them."""
+
+    charset: Charset
+    train_lines: Any  # PreparedLines
+    val_lines: Any
+    summary: dict[str, Any]  # stored in every checkpoint's metadata (``data``)
+
+
+@dataclass
+class _Run:
+    """Everything a training step and a validation read and change."""
+
+    setup: _Setup
+    data: _Data
+    model: Recognizer
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    teacher: nn.Module | None
+    opt: torch.optim.Optimizer
+    ema: AveragedModel | None
+    logger: _Logger
+    total_steps: int
+    budget_s: float
+    train_eval_idx: np.ndarray  # the training lines read at each validation (train CER)
+    progress: Progress = field(default_factory=Progress)
+    resident: _ResidentLines | None = None  # the training lines on the device (train.resident_data)
+
+    @property
+    def cfg(self) -> RunConfig:
+        return self.setup.cfg
+
+    def progress_frac(self) -> float:
+        """How far the run is, by steps or by its time budget, whichever is further (the LR schedule's x)."""
+        p = self.progress.step / self.total_steps if self.total_steps else 0.0
+        if self.budget_s > 0:
+            p = max(p, self.progress.elapsed / self.budget_s)
+        return p
+
+
+def _start(cfg: RunConfig, resume: bool) -> _Setup:
+    """Join the process group, check and create the run folder, seed the generators."""
     rank, world, local_rank = _dist_info()
-    distributed = world > 1
     device = _device(cfg.train.device, local_rank)
-    if distributed and not dist.is_initialized():
+    if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    is_main = rank == 0
     if cfg.train.threads > 0:
         torch.set_num_threads(cfg.train.threads)
-    out_dir = Path(cfg.train.out_dir)
     if not cfg.data.dataset:
         raise ConfigError("data.dataset is empty: give the dataset path (e.g. --set data.dataset=PATH)")
-    state_path = out_dir / STATE_FILE
-    if is_main:
+    setup = _Setup(cfg, rank, world, local_rank, device, Path(cfg.train.out_dir))
+    out_dir = setup.out_dir
+    if setup.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume and (out_dir / "metrics.jsonl").exists():
             raise ConfigError(
                 f"{out_dir} already holds a run; use --resume to continue it or choose another train.out_dir"
             )
-        if resume and not state_path.is_file():
+        if resume and not setup.state_path.is_file():
             if (out_dir / OLD_STATE_FILE).is_file():
                 load_state(out_dir / OLD_STATE_FILE)  # raises the reason it is not loaded
             raise CheckpointError(f"--resume: no {STATE_FILE} in {out_dir} to resume from")
         if not resume:
             dump_yaml(cfg, out_dir / "config.yaml")
-    seed = cfg.train.seed
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+    return setup
 
-    # ---- data -------------------------------------------------------------------------------------------
+
+@dataclass
+class _Samples:
+    """The lines a run reads, before preparation."""
+
+    dataset: Any  # the opened main dataset
+    train: list[LineSample]
+    val: list[LineSample]
+    extra: list[tuple[Any, list[LineSample]]]  # (ExtraTrainSet, its lines)
+    dropped_train: int  # lines with empty transcriptions left out
+    dropped_val: int
+    unread: list[str]  # pages and lines that could not be read when the data was opened
+
+    @property
+    def all_train(self) -> list[LineSample]:
+        return self.train + [s for _, samples in self.extra for s in samples]
+
+
+def _open_samples(cfg: RunConfig) -> _Samples:
     ds = open_dataset(cfg.data.dataset, on_error=cfg.data.on_error, line_crop=_opened_as(cfg.data.line_crop))
-    train_samples, dropped_train = _select(
+    train, dropped_train = _select(
         ds.split(cfg.data.train_split), cfg.data.drop_empty, cfg.data.max_train_lines
     )
-    val_samples, dropped_val = _select(
-        ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines
-    )
-    train_samples = cut_every_way(train_samples, cfg.data.line_crop, cfg.data.crop_variants)
-    val_samples = cut_every_way(val_samples, cfg.data.line_crop, 0)
-    if not train_samples:
+    val, dropped_val = _select(ds.split(cfg.data.val_split), cfg.data.drop_empty, cfg.data.max_val_lines)
+    train = cut_every_way(train, cfg.data.line_crop, cfg.data.crop_variants)
+    val = cut_every_way(val, cfg.data.line_crop, 0)
+    if not train:
         raise DataError(f"no training lines in split '{cfg.data.train_split}' of {cfg.data.dataset}")
-    unread_pages = list(
-        ds.skipped
-    )  # pages and lines not readable when the datasets were opened (on_error=skip)
-    extra_sets = _extra_samples(cfg, unread_pages)
-    all_train = train_samples + [s for _, samples in extra_sets for s in samples]
-    charset = Charset.from_texts(s.text for s in all_train)
+    unread = list(ds.skipped)  # on_error=skip
+    extra = _extra_samples(cfg, unread)
+    return _Samples(ds, train, val, extra, dropped_train, dropped_val, unread)
+
+
+def _make_model(
+    setup: _Setup, samples: _Samples, resume: bool
+) -> tuple[Recognizer, nn.Module | None, Charset]:
+    """The model (started from ``init_from``, its pretrained weights or at random), the distillation teacher,
+    and the charset (the starting model's or the teacher's characters first)."""
+    cfg, is_main = setup.cfg, setup.is_main
+    charset = Charset.from_texts(s.text for s in samples.all_train)
     warm = None
     if cfg.model.init_from:
         warm = _load_warm_start(cfg)
@@ -579,8 +677,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         charset = Charset(warm.charset.symbols + [c for c in charset.symbols if c not in warm.charset])
     teacher: nn.Module | None = None
     if cfg.train.distill_from:
-        teacher, charset = _load_teacher(cfg, all_train, device)
-    unknown_val = sorted({c for s in val_samples for c in s.text if c not in charset})
+        teacher, charset = _load_teacher(cfg, samples.all_train, setup.device)
     params = resolve_model_params(cfg)
     if warm is not None:  # the starting model's configuration, unless this run overrides a value
         params = {**warm.meta.model_config, **params}
@@ -591,20 +688,17 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         fresh = warm_start(model, charset, warm)
         if is_main:
             _log(f"model: initialised from {cfg.model.init_from}; new output rows for {fresh!r}")
-        del warm
     elif model.has_pretrained and not resume:
         fresh = model.init_pretrained(charset)
         source = str(getattr(model.cfg, "pretrained", ""))
         if is_main and source:
             _log(f"model: initialised from {source}; new output rows for {fresh!r}")
-    seq2seq = model.seq2seq
-    if seq2seq and teacher is not None:
+    if model.seq2seq and teacher is not None:
         raise ConfigError(
             f"distillation (train.distill_from) works between CTC models; {cfg.model.name} is not one"
         )
-    if seq2seq and cfg.preprocess.resize != "square":
+    if model.seq2seq and cfg.preprocess.resize != "square":
         raise ConfigError(f"{cfg.model.name} reads square images: set preprocess.resize=square")
-    square = cfg.preprocess.resize == "square"  # augmented images are squeezed back into the square
     if teacher is not None:
         for w in (64, 333, 1000):
             n_s = int(model.output_length(w))  # type: ignore[operator]
@@ -615,154 +709,38 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                     f"{n_s} student frames but {n_t} teacher frames; "
                     "give the student the teacher's width pooling (model.params.pools)"
                 )
+    return model, teacher, charset
+
+
+def _prepare_data(setup: _Setup, samples: _Samples, model: nn.Module, charset: Charset) -> _Data:
+    """Preprocess (or read from the cache) every line; rank 0 fills the cache first and reports the data."""
+    cfg = setup.cfg
     cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
-    if distributed and not is_main:
+    if setup.distributed and not setup.is_main:
         dist.barrier()  # rank 0 builds the cache first
-    prog = cfg.train.progress and is_main
+    prog = cfg.train.progress and setup.is_main
     check = _width_validator(model, charset)
     train_lines = prepare_lines(
-        train_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train"
+        samples.train, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "train"
     )
     main_train_lines = len(train_lines)
     extra_counts = []
-    for extra, samples in extra_sets:
+    for extra, more_samples in samples.extra:
         more = prepare_lines(
-            samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "extra train"
+            more_samples, cfg.preprocess, cfg.data.on_error, cache_dir, check, prog, "extra train"
         )
+        line_crop = extra.line_crop or cfg.data.line_crop
         extra_counts.append(
-            {
-                "dataset": extra.dataset,
-                "split": extra.split,
-                "line_crop": extra.line_crop or cfg.data.line_crop,
-                "lines": len(more),
-            }
+            {"dataset": extra.dataset, "split": extra.split, "line_crop": line_crop, "lines": len(more)}
         )
-        if is_main:
+        if setup.is_main:
             _log(f"data: + {len(more)} training lines from {extra.dataset} ({len(more.skipped)} skipped)")
         train_lines = train_lines.concat(more)
-    val_lines = prepare_lines(val_samples, cfg.preprocess, cfg.data.on_error, cache_dir, None, prog, "val")
-    if distributed and is_main:
+    val_lines = prepare_lines(samples.val, cfg.preprocess, cfg.data.on_error, cache_dir, None, prog, "val")
+    if setup.distributed and setup.is_main:
         dist.barrier()
-    if is_main:
-        _log(
-            f"data: {ds.format} {ds.root}: {main_train_lines} train lines"
-            + (f" ({len(train_lines)} with the extra sets)" if len(train_lines) != main_train_lines else "")
-            + f", {len(val_lines)} val lines, {len(charset) - 1} characters"
-        )
-        if dropped_train or dropped_val:
-            _log(f"data: left out {dropped_train} train / {dropped_val} val lines with empty transcriptions")
-        unread = unread_pages + train_lines.skipped + val_lines.skipped
-        if unread:
-            skipped_file = out_dir / "skipped.txt"
-            skipped_file.write_text("\n".join(unread) + "\n", encoding="utf-8")
-            _log(
-                f"data: skipped {len(unread_pages)} pages or lines when opening the data, {len(train_lines.skipped)} "
-                f"train / {len(val_lines.skipped)} val samples when preparing them (on_error=skip), all listed in "
-                f"{skipped_file}; e.g. {unread[0]}"
-            )
-        odd = odd_character_report([(i, t) for i, t in zip(train_lines.ids, train_lines.texts)])
-        if odd:
-            _log(f"data: WARNING: {odd}")
-        if unknown_val:
-            _log(
-                f"data: validation text has characters never seen in training: {unknown_val!r} "
-                "(they count as errors)"
-            )
-        _log(
-            f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {device}, world {world}"
-        )
-
-    model.to(device)
-    if cfg.train.channels_last and device.type == "cpu":
-        # a no-op for models without convolutions (torch's stubs omit memory_format on Module.to)
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        if teacher is not None:
-            teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    elif cfg.train.channels_last and is_main:
-        _log(
-            "train.channels_last is for CPUs and is not applied on GPUs (ppocrv5-rec on an H100: 3.9 s per "
-            "forward+backward in channels-last against 0.12 s in the standard layout)"
-        )
-    net: nn.Module = model
-    if distributed:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[local_rank] if device.type == "cuda" else None
-        )
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    ema: AveragedModel | None = None
-    if cfg.train.ema > 0:
-        # torch's own EMA of parameters and BatchNorm statistics; its first update copies the weights
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
-
-    widths = train_lines.widths
-    groups = line_groups(
-        train_lines.ids, train_lines.texts
-    )  # a line's cuts (data.line_crop=mixed): one of them per epoch
-    steps_per_epoch = len(
-        shard_batches(
-            bucket_batches(
-                widths[draw_one_per_line(groups, np.random.default_rng(seed))],
-                cfg.train.batch_size,
-                None,
-                cfg.train.max_pixels or None,
-                cfg.preprocess.height,
-                MAX_WIDTH_SPREAD,
-            ),
-            rank,
-            world,
-        )
-    )
-    if steps_per_epoch == 0:
-        raise DataError(f"too few training lines ({len(train_lines)}) for {world} processes")
-    total_steps = cfg.train.epochs * steps_per_epoch
-    if cfg.train.max_steps > 0:
-        total_steps = min(total_steps, cfg.train.max_steps)
-    budget_s = cfg.train.time_budget_min * 60.0
-
-    st: dict[str, Any] = {
-        "step": 0,
-        "epoch": 0,
-        "batch": 0,
-        "best_cer": math.inf,
-        "bad_evals": 0,
-        "elapsed": 0.0,
-        "best_step": -1,
-        "last_eval_step": -1,
-    }
-    if resume:
-        saved = load_state(state_path)
-        # settings added to htrlab after the run started count as their defaults (what the run used)
-        old_cfg = _with_defaults(saved.get("config", {}), to_dict(RunConfig()))
-        diff = _config_diff(old_cfg, to_dict(cfg))
-        if set(diff) - RESUMABLE_CHANGES:
-            raise ConfigError(
-                f"--resume: the configuration differs from the one saved in {out_dir} in "
-                f"{', '.join(sorted(set(diff) - RESUMABLE_CHANGES))}; only {', '.join(sorted(RESUMABLE_CHANGES))} "
-                "may change when resuming"
-            )
-        if diff and is_main:
-            _log(f"resume: changed {', '.join(f'{k}: {a} -> {b}' for k, (a, b) in sorted(diff.items()))}")
-        try:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            if ema is not None:
-                ema.load_state_dict(saved["ema"])
-            st = dict(saved["progress"])
-            torch.set_rng_state(saved["torch_rng"])
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise CheckpointError(f"{state_path}: does not fit this run ({exc})") from exc
-        if (
-            is_main
-        ):  # the resume is accepted: its config is the run's now, and steps past the state are redone
-            dump_yaml(cfg, out_dir / "config.yaml")
-            _drop_metrics_after(out_dir / "metrics.jsonl", int(st["step"]))
-        if is_main:
-            _log(
-                f"resume: step {st['step']}, epoch {st['epoch']}, batch {st['batch']}, best val CER "
-                f"{st['best_cer']:.4f}"
-            )
-    logger = _Logger(out_dir, is_main)
-    data_summary = {
+    ds = samples.dataset
+    summary = {
         "dataset": str(ds.root),
         "format": ds.format,
         "train_split": cfg.data.train_split,
@@ -771,8 +749,8 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "train_lines": len(train_lines),
         "val_lines": len(val_lines),
         "skipped_train_lines": len(train_lines.skipped),
-        "skipped_when_opened": len(unread_pages),
-        "empty_train_lines_left_out": dropped_train,
+        "skipped_when_opened": len(samples.unread),
+        "empty_train_lines_left_out": samples.dropped_train,
         "train_fingerprints": train_lines.fingerprints,
         "train_line_keys": [
             line_key(i.split(CUT_MARK, 1)[0].split("@", 1)[0], t)
@@ -781,240 +759,417 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
         "main_train_lines": main_train_lines,
         "extra_train": extra_counts,
     }
-    train_eval_idx = np.random.default_rng(seed).permutation(len(train_lines))[: cfg.train.train_eval_lines]
+    return _Data(charset, train_lines, val_lines, summary)
 
-    def progress_frac() -> float:
-        p = st["step"] / total_steps if total_steps else 0.0
-        if budget_s > 0:
-            p = max(p, st["elapsed"] / budget_s)
-        return p
 
-    def evaluate_and_save() -> bool:
-        """Validate, checkpoint; returns True when training should stop early."""
-        t0 = time.time()
-        judged = model if ema is None else ema.module  # the weights that are validated and saved
-        val_pred = predict(judged, charset, val_lines.images, cfg.train.eval_batch_size, device)
-        val_hyps = [d.text for d in val_pred]
-        val_counts = count_errors(val_lines.texts, val_hyps)
-        raw_cer = None
-        if ema is not None:
-            raw_pred = predict(model, charset, val_lines.images, cfg.train.eval_batch_size, device)
-            raw_cer = count_errors(val_lines.texts, [d.text for d in raw_pred]).cer
-        tr_imgs = [train_lines.images[i] for i in train_eval_idx]
-        tr_pred = predict(judged, charset, tr_imgs, cfg.train.eval_batch_size, device)
-        tr_counts = count_errors([train_lines.texts[i] for i in train_eval_idx], [d.text for d in tr_pred])
-        model.train()
-        st["last_eval_step"] = st["step"]
-        improved = val_counts.cer < st["best_cer"]
-        if improved:
-            st["best_cer"], st["best_step"], st["bad_evals"] = val_counts.cer, st["step"], 0
-        else:
-            st["bad_evals"] += 1
-        rec = {
-            "kind": "eval",
-            "step": st["step"],
-            "epoch": st["epoch"],
-            "val_cer": val_counts.cer,
-            "val_wer": val_counts.wer,
-            "train_cer": tr_counts.cer,
-            **({"val_cer_raw": raw_cer} if raw_cer is not None else {}),
-            "elapsed_s": round(st["elapsed"], 1),
-            "eval_s": round(time.time() - t0, 1),
-            "examples": [
-                {"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))
-            ],
-        }
-        warning = not_reading(val_lines.texts, val_hyps)
-        if warning:
-            rec["warning"] = warning
-        logger.write(rec)
-        if is_main:
-            _log(
-                f"eval step {st['step']} epoch {st['epoch']}: val CER {val_counts.cer:.4f} WER "
-                f"{val_counts.wer:.4f} | train CER {tr_counts.cer:.4f} | best {st['best_cer']:.4f}"
-                + (f" | raw weights val CER {raw_cer:.4f}" if raw_cer is not None else "")
-            )
-            if warning:
-                _log(f"   warning (validation): {warning}")
-            for ex in rec["examples"]:
-                _log(f"   ref: {ex['ref']}\n   hyp: {ex['hyp']}")
-            training = {
-                "step": st["step"],
-                "epoch": st["epoch"],
-                "val_cer": val_counts.cer,
-                "config": to_dict(cfg),
-            }
-            meta = make_meta(judged, cfg.model.name, charset, cfg.preprocess, data_summary, training)
-            save_checkpoint(out_dir / "last.safetensors", judged, meta)
-            if improved:
-                save_checkpoint(out_dir / "best.safetensors", judged, meta)
-            save_state(
-                state_path,
-                {
-                    "model": model.state_dict(),
-                    **({"ema": ema.state_dict()} if ema is not None else {}),
-                    "optimizer": opt.state_dict(),
-                    "progress": dict(st),
-                    "torch_rng": torch.get_rng_state(),
-                    "config": to_dict(cfg),
-                },
-            )
-        if distributed:
-            dist.barrier()
-        return cfg.train.patience > 0 and st["bad_evals"] >= cfg.train.patience
-
-    def forward_loss(batch: Any) -> tuple[torch.Tensor, Any, Any]:
-        log_probs = lengths = None
-        if seq2seq:  # autoregressive models return their token cross-entropy
-            loss = net(
-                batch.images.to(device),
-                batch.widths.to(device),
-                batch.targets.to(device),
-                batch.target_lengths.to(device),
-                batch.texts,
-            )
-        else:
-            log_probs, lengths = net(batch.images.to(device), batch.widths.to(device))
-            loss = F.ctc_loss(
-                log_probs.transpose(0, 1).float(),
-                batch.targets.to(device),
-                lengths.to(device),
-                batch.target_lengths.to(device),
-                blank=Charset.BLANK,
-                reduction="mean",
-                zero_infinity=True,
-            )
-        return loss, log_probs, lengths
-
-    resident = _ResidentLines(train_lines, device) if _use_resident(cfg, device, square) else None
-    if resident is not None and is_main:
+def _report_data(setup: _Setup, samples: _Samples, data: _Data, model: nn.Module) -> None:
+    """Rank 0 logs the data: counts, what was skipped (listed in skipped.txt), odd and unknown characters."""
+    if not setup.is_main:
+        return
+    cfg, train_lines, val_lines = setup.cfg, data.train_lines, data.val_lines
+    main, ds = data.summary["main_train_lines"], samples.dataset
+    _log(
+        f"data: {ds.format} {ds.root}: {main} train lines"
+        + (f" ({len(train_lines)} with the extra sets)" if len(train_lines) != main else "")
+        + f", {len(val_lines)} val lines, {len(data.charset) - 1} characters"
+    )
+    if samples.dropped_train or samples.dropped_val:
         _log(
-            f"data: {len(train_lines)} training lines resident on {device} "
-            f"({resident.flat.numel() / 2**20:.0f} MiB), augmented there"
+            f"data: left out {samples.dropped_train} train / {samples.dropped_val} val lines with empty "
+            "transcriptions"
         )
+    unread = samples.unread + train_lines.skipped + val_lines.skipped
+    if unread:
+        skipped_file = setup.out_dir / "skipped.txt"
+        skipped_file.write_text("\n".join(unread) + "\n", encoding="utf-8")
+        _log(
+            f"data: skipped {len(samples.unread)} pages or lines when opening the data, {len(train_lines.skipped)} "
+            f"train / {len(val_lines.skipped)} val samples when preparing them (on_error=skip), all listed in "
+            f"{skipped_file}; e.g. {unread[0]}"
+        )
+    odd = odd_character_report([(i, t) for i, t in zip(train_lines.ids, train_lines.texts)])
+    if odd:
+        _log(f"data: WARNING: {odd}")
+    unknown_val = sorted({c for s in samples.val for c in s.text if c not in data.charset})
+    if unknown_val:
+        _log(
+            f"data: validation text has characters never seen in training: {unknown_val!r} (they count as errors)"
+        )
+    _log(
+        f"model: {cfg.model.name}, {count_parameters(model):,} parameters, device {setup.device}, "
+        f"world {setup.world}"
+    )
+
+
+def _place_model(setup: _Setup, model: nn.Module, teacher: nn.Module | None) -> nn.Module:
+    """Move the model (and teacher) to the device and layout; returns what the step calls (DDP when distributed)."""
+    cfg, device = setup.cfg, setup.device
+    model.to(device)
+    if cfg.train.channels_last and device.type == "cpu":
+        # a no-op for models without convolutions (torch's stubs omit memory_format on Module.to)
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if teacher is not None:
+            teacher.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    elif cfg.train.channels_last and setup.is_main:
+        _log(
+            "train.channels_last is for CPUs and is not applied on GPUs (ppocrv5-rec on an H100: 3.9 s per "
+            "forward+backward in channels-last against 0.12 s in the standard layout)"
+        )
+    if not setup.distributed:
+        return model
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[setup.local_rank] if device.type == "cuda" else None
+    )
+
+
+def _epoch_batches(setup: _Setup, widths: np.ndarray, groups: np.ndarray, epoch_rng: Any) -> list[list[int]]:
+    """One epoch's batches of line indices for this rank: one cut per line, bucketed by width."""
+    cfg = setup.cfg
+    drawn = draw_one_per_line(groups, epoch_rng)
+    batches = shard_batches(
+        bucket_batches(
+            widths[drawn],
+            cfg.train.batch_size,
+            epoch_rng,
+            cfg.train.max_pixels or None,
+            cfg.preprocess.height,
+            MAX_WIDTH_SPREAD,
+        ),
+        setup.rank,
+        setup.world,
+    )
+    return [[int(drawn[i]) for i in b] for b in batches]
+
+
+def _count_steps(setup: _Setup, train_lines: Any) -> int:
+    cfg = setup.cfg
+    groups = line_groups(train_lines.ids, train_lines.texts)
+    # the first epoch's draw with a fixed generator: bucket_batches(None) does not shuffle
+    drawn = draw_one_per_line(groups, np.random.default_rng(cfg.train.seed))
+    batches = bucket_batches(
+        train_lines.widths[drawn],
+        cfg.train.batch_size,
+        None,
+        cfg.train.max_pixels or None,
+        cfg.preprocess.height,
+        MAX_WIDTH_SPREAD,
+    )
+    steps_per_epoch = len(shard_batches(batches, setup.rank, setup.world))
+    if steps_per_epoch == 0:
+        raise DataError(f"too few training lines ({len(train_lines)}) for {setup.world} processes")
+    total = cfg.train.epochs * steps_per_epoch
+    return min(total, cfg.train.max_steps) if cfg.train.max_steps > 0 else total
+
+
+def _set_up(cfg: RunConfig, resume: bool) -> _Run:
+    """Everything before the first step: data, model, optimizer, and the saved state when resuming."""
+    setup = _start(cfg, resume)
+    samples = _open_samples(cfg)
+    model, teacher, charset = _make_model(setup, samples, resume)
+    data = _prepare_data(setup, samples, model, charset)
+    _report_data(setup, samples, data, model)
+    net = _place_model(setup, model, teacher)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    ema: AveragedModel | None = None
+    if cfg.train.ema > 0:
+        # torch's own EMA of parameters and BatchNorm statistics; its first update copies the weights
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
+    train_eval_idx = np.random.default_rng(cfg.train.seed).permutation(len(data.train_lines))
+    run = _Run(
+        setup,
+        data,
+        model,
+        net,
+        teacher,
+        opt,
+        ema,
+        _Logger(setup.out_dir, setup.is_main),
+        _count_steps(setup, data.train_lines),
+        cfg.train.time_budget_min * 60.0,
+        train_eval_idx[: cfg.train.train_eval_lines],
+    )
+    if resume:
+        _restore(run)
+    return run
+
+
+def _restore(run: _Run) -> None:
+    """Load the saved state of the run (--resume); only RESUMABLE_CHANGES may differ from its configuration."""
+    setup, cfg = run.setup, run.cfg
+    saved = load_state(setup.state_path)
+    # settings added to htrlab after the run started count as their defaults (what the run used)
+    old_cfg = _with_defaults(saved.get("config", {}), to_dict(RunConfig()))
+    diff = _config_diff(old_cfg, to_dict(cfg))
+    if set(diff) - RESUMABLE_CHANGES:
+        raise ConfigError(
+            f"--resume: the configuration differs from the one saved in {setup.out_dir} in "
+            f"{', '.join(sorted(set(diff) - RESUMABLE_CHANGES))}; only {', '.join(sorted(RESUMABLE_CHANGES))} "
+            "may change when resuming"
+        )
+    if diff and setup.is_main:
+        _log(f"resume: changed {', '.join(f'{k}: {a} -> {b}' for k, (a, b) in sorted(diff.items()))}")
+    try:
+        run.model.load_state_dict(saved["model"])
+        run.opt.load_state_dict(saved["optimizer"])
+        if run.ema is not None:
+            run.ema.load_state_dict(saved["ema"])
+        run.progress = Progress(**saved["progress"])
+        torch.set_rng_state(saved["torch_rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{setup.state_path}: does not fit this run ({exc})") from exc
+    p = run.progress
+    if (
+        setup.is_main
+    ):  # the resume is accepted: its config is the run's now, and steps past the state are redone
+        dump_yaml(cfg, setup.out_dir / "config.yaml")
+        _drop_metrics_after(setup.out_dir / "metrics.jsonl", p.step)
+        _log(f"resume: step {p.step}, epoch {p.epoch}, batch {p.batch}, best val CER {p.best_cer:.4f}")
+
+
+def _validate(run: _Run) -> dict[str, Any]:
+    """Read val (and a sample of train) with the judged weights; returns the eval record of metrics.jsonl."""
+    t0 = time.time()
+    cfg, device, data, p = run.cfg, run.setup.device, run.data, run.progress
+    judged = run.model if run.ema is None else run.ema.module  # the weights that are validated and saved
+    charset, val_lines, train_lines = data.charset, data.val_lines, data.train_lines
+    val_pred = predict(judged, charset, val_lines.images, cfg.train.eval_batch_size, device)
+    val_hyps = [d.text for d in val_pred]
+    val_counts = count_errors(val_lines.texts, val_hyps)
+    raw_cer = None
+    if run.ema is not None:
+        raw_pred = predict(run.model, charset, val_lines.images, cfg.train.eval_batch_size, device)
+        raw_cer = count_errors(val_lines.texts, [d.text for d in raw_pred]).cer
+    tr_imgs = [train_lines.images[i] for i in run.train_eval_idx]
+    tr_pred = predict(judged, charset, tr_imgs, cfg.train.eval_batch_size, device)
+    tr_counts = count_errors([train_lines.texts[i] for i in run.train_eval_idx], [d.text for d in tr_pred])
+    run.model.train()
+    rec = {
+        "kind": "eval",
+        "step": p.step,
+        "epoch": p.epoch,
+        "val_cer": val_counts.cer,
+        "val_wer": val_counts.wer,
+        "train_cer": tr_counts.cer,
+        **({"val_cer_raw": raw_cer} if raw_cer is not None else {}),
+        "elapsed_s": round(p.elapsed, 1),
+        "eval_s": round(time.time() - t0, 1),
+        "examples": [
+            {"ref": val_lines.texts[i], "hyp": val_pred[i].text} for i in range(min(3, len(val_pred)))
+        ],
+    }
+    warning = not_reading(val_lines.texts, val_hyps)
+    if warning:
+        rec["warning"] = warning
+    return rec
+
+
+def _validate_and_save(run: _Run) -> bool:
+    """Validate, log, checkpoint (last, best when improved, the training state); True when training should
+    stop early (train.patience)."""
+    cfg, p = run.cfg, run.progress
+    rec = _validate(run)
+    p.last_eval_step = p.step
+    improved = rec["val_cer"] < p.best_cer
+    if improved:
+        p.best_cer, p.best_step, p.bad_evals = rec["val_cer"], p.step, 0
+    else:
+        p.bad_evals += 1
+    run.logger.write(rec)
+    if run.setup.is_main:
+        raw = rec.get("val_cer_raw")
+        _log(
+            f"eval step {p.step} epoch {p.epoch}: val CER {rec['val_cer']:.4f} WER {rec['val_wer']:.4f} | "
+            f"train CER {rec['train_cer']:.4f} | best {p.best_cer:.4f}"
+            + (f" | raw weights val CER {raw:.4f}" if raw is not None else "")
+        )
+        if "warning" in rec:
+            _log(f"   warning (validation): {rec['warning']}")
+        for ex in rec["examples"]:
+            _log(f"   ref: {ex['ref']}\n   hyp: {ex['hyp']}")
+        _save(run, improved, rec["val_cer"])
+    if run.setup.distributed:
+        dist.barrier()
+    return cfg.train.patience > 0 and p.bad_evals >= cfg.train.patience
+
+
+def _save(run: _Run, improved: bool, val_cer: float) -> None:
+    cfg, p, out_dir = run.cfg, run.progress, run.setup.out_dir
+    judged = run.model if run.ema is None else run.ema.module
+    training = {"step": p.step, "epoch": p.epoch, "val_cer": val_cer, "config": to_dict(cfg)}
+    meta = make_meta(judged, cfg.model.name, run.data.charset, cfg.preprocess, run.data.summary, training)
+    save_checkpoint(out_dir / "last.safetensors", judged, meta)
+    if improved:
+        save_checkpoint(out_dir / "best.safetensors", judged, meta)
+    save_state(
+        run.setup.state_path,
+        {
+            "model": run.model.state_dict(),
+            **({"ema": run.ema.state_dict()} if run.ema is not None else {}),
+            "optimizer": run.opt.state_dict(),
+            "progress": asdict(p),
+            "torch_rng": torch.get_rng_state(),
+            "config": to_dict(cfg),
+        },
+    )
+
+
+def _forward_loss(run: _Run, batch: Any) -> tuple[torch.Tensor, Any, Any]:
+    """The batch's loss (CTC, or the autoregressive model's own), and the CTC log-probabilities and lengths."""
+    device = run.setup.device
+    log_probs = lengths = None
+    if run.model.seq2seq:  # autoregressive models return their token cross-entropy
+        loss = run.net(
+            batch.images.to(device),
+            batch.widths.to(device),
+            batch.targets.to(device),
+            batch.target_lengths.to(device),
+            batch.texts,
+        )
+    else:
+        log_probs, lengths = run.net(batch.images.to(device), batch.widths.to(device))
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1).float(),
+            batch.targets.to(device),
+            lengths.to(device),
+            batch.target_lengths.to(device),
+            blank=Charset.BLANK,
+            reduction="mean",
+            zero_infinity=True,
+        )
+    return loss, log_probs, lengths
+
+
+def _step(run: _Run, batch: Any, autocast: Any) -> dict[str, float]:
+    """One optimisation step on ``batch``; returns what the train record of metrics.jsonl logs of it."""
+    cfg, p = run.cfg, run.progress
+    for g in run.opt.param_groups:
+        g["lr"] = cfg.train.lr * lr_factor(
+            p.step, cfg.train.warmup_steps, run.progress_frac(), cfg.train.schedule, cfg.train.min_lr_ratio
+        )
+    kl = None
+    with autocast:
+        loss, log_probs, lengths = _forward_loss(run, batch)
+    if run.teacher is not None:
+        device = run.setup.device
+        temp = cfg.train.distill_temperature
+        kl = distillation_kl(
+            run.teacher, batch.images.to(device), batch.widths.to(device), log_probs, lengths, temp
+        )
+        w_kd = cfg.train.distill_weight
+        loss = (1.0 - w_kd) * loss + w_kd * temp * temp * kl
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = float("nan")
+    if cfg.train.clip_grad > 0:
+        gnorm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.clip_grad))
+    run.opt.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    return {"loss": loss.item(), **({"kl": float(kl.detach())} if kl is not None else {}), "grad_norm": gnorm}
+
+
+def _batches_of_epoch(run: _Run, groups: np.ndarray) -> tuple[int, Generator[Any, None, None]]:
+    """The number of batches in the current epoch and a stream of them from ``progress.batch`` on: augmented
+    on the device for resident lines, by DataLoader workers otherwise."""
+    cfg, setup, p = run.cfg, run.setup, run.progress
+    lines = run.data.train_lines
+    epoch_rng = np.random.default_rng([cfg.train.seed, p.epoch])
+    batches = _epoch_batches(setup, lines.widths, groups, epoch_rng)
+    seeds = (cfg.train.seed, p.epoch, setup.rank)
+    if run.resident is not None:
+        return len(batches), _resident_stream(
+            run.resident, lines, batches, p.batch, seeds, cfg, run.data.charset
+        )
+    square = cfg.preprocess.resize == "square"  # augmented images are squeezed back into the square
+    augmented = _AugmentedBatches(lines, batches, p.batch, seeds, cfg, run.data.charset, square)
+    return len(batches), _batch_stream(augmented, cfg.train.workers)
+
+
+def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Train a CTC model as configured. Returns a summary (best val CER, checkpoint paths, ...)."""
+    run = _set_up(cfg, resume)
+    setup, p = run.setup, run.progress
+    device, square = setup.device, cfg.preprocess.resize == "square"
+    if _use_resident(cfg, device, square):
+        run.resident = _ResidentLines(run.data.train_lines, device)
+        if setup.is_main:
+            _log(
+                f"data: {len(run.data.train_lines)} training lines resident on {device} "
+                f"({run.resident.flat.numel() / 2**20:.0f} MiB), augmented there"
+            )
+    groups = line_groups(run.data.train_lines.ids, run.data.train_lines.texts)  # a line's cuts: one per epoch
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
-    model.train()
+    run.model.train()
     # under a time budget the step count is not known in advance
-    bar_total = None if budget_s > 0 and cfg.train.max_steps == 0 else total_steps
-    bar = tqdm(total=bar_total, initial=st["step"], disable=not prog, unit="step", dynamic_ncols=True)
+    bar_total = None if run.budget_s > 0 and cfg.train.max_steps == 0 else run.total_steps
+    prog = cfg.train.progress and setup.is_main
+    bar = tqdm(total=bar_total, initial=p.step, disable=not prog, unit="step", dynamic_ncols=True)
     stop = False
     last_log = time.time()
-    run_start_elapsed = st["elapsed"]
-    t_start = time.time()
-    while not stop and st["epoch"] < cfg.train.epochs:
-        epoch_rng = np.random.default_rng([seed, st["epoch"]])
-        drawn = draw_one_per_line(groups, epoch_rng)
-        batches = shard_batches(
-            bucket_batches(
-                widths[drawn],
-                cfg.train.batch_size,
-                epoch_rng,
-                cfg.train.max_pixels or None,
-                cfg.preprocess.height,
-                MAX_WIDTH_SPREAD,
-            ),
-            rank,
-            world,
-        )
-        batches = [[int(drawn[i]) for i in b] for b in batches]
-        if resident is not None:
-            stream = _resident_stream(
-                resident, train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset
-            )
-        else:
-            stream = _batch_stream(
-                _AugmentedBatches(
-                    train_lines, batches, st["batch"], (seed, st["epoch"], rank), cfg, charset, square
-                ),
-                cfg.train.workers,
-            )
-        while st["batch"] < len(batches):
-            batch = next(stream)
-            for g in opt.param_groups:
-                g["lr"] = cfg.train.lr * lr_factor(
-                    st["step"],
-                    cfg.train.warmup_steps,
-                    progress_frac(),
-                    cfg.train.schedule,
-                    cfg.train.min_lr_ratio,
-                )
-            kl = None
-            with autocast:
-                loss, log_probs, lengths = forward_loss(batch)
-            if teacher is not None:
-                kl = distillation_kl(
-                    teacher,
-                    batch.images.to(device),
-                    batch.widths.to(device),
-                    log_probs,
-                    lengths,
-                    cfg.train.distill_temperature,
-                )
-                w_kd, temp = cfg.train.distill_weight, cfg.train.distill_temperature
-                loss = (1.0 - w_kd) * loss + w_kd * temp * temp * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.clip_grad > 0:
-                gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad))
-            else:
-                gnorm = float("nan")
-            opt.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            st["step"] += 1
-            st["batch"] += 1
-            st["elapsed"] = run_start_elapsed + (time.time() - t_start)
+    run_start_elapsed, t_start = p.elapsed, time.time()
+    while not stop and p.epoch < cfg.train.epochs:
+        n_batches, stream = _batches_of_epoch(run, groups)
+        while p.batch < n_batches:
+            logged = _step(run, next(stream), autocast)
+            p.step += 1
+            p.batch += 1
+            p.elapsed = run_start_elapsed + (time.time() - t_start)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", ep=st["epoch"])
-            if st["step"] % cfg.train.log_every == 0:
+            bar.set_postfix(loss=f"{logged['loss']:.3f}", ep=p.epoch)
+            if p.step % cfg.train.log_every == 0:
                 now = time.time()
-                logger.write(
+                run.logger.write(
                     {
                         "kind": "train",
-                        "step": st["step"],
-                        "epoch": st["epoch"],
-                        "loss": loss.item(),
-                        "lr": opt.param_groups[0]["lr"],
-                        **({"kl": float(kl.detach())} if kl is not None else {}),
-                        "grad_norm": gnorm,
-                        "elapsed_s": round(st["elapsed"], 1),
+                        "step": p.step,
+                        "epoch": p.epoch,
+                        "loss": logged["loss"],
+                        "lr": run.opt.param_groups[0]["lr"],
+                        **{k: v for k, v in logged.items() if k != "loss"},
+                        "elapsed_s": round(p.elapsed, 1),
                         "s_per_step": round((now - last_log) / cfg.train.log_every, 3),
                     }
                 )
                 last_log = now
-            out_of_steps = cfg.train.max_steps > 0 and st["step"] >= cfg.train.max_steps
-            out_of_time = budget_s > 0 and st["elapsed"] >= budget_s
-            if cfg.train.eval_every > 0 and st["step"] % cfg.train.eval_every == 0:
-                stop = evaluate_and_save()
+            out_of_steps = cfg.train.max_steps > 0 and p.step >= cfg.train.max_steps
+            out_of_time = run.budget_s > 0 and p.elapsed >= run.budget_s
+            if cfg.train.eval_every > 0 and p.step % cfg.train.eval_every == 0:
+                stop = _validate_and_save(run)
             if stop or out_of_steps or out_of_time:
                 stop = True
                 break
         stream.close()
         if not stop:
-            st["epoch"] += 1
-            st["batch"] = 0
-        end_of_run = stop or st["epoch"] >= cfg.train.epochs
-        if (end_of_run or cfg.train.eval_every == 0) and st["last_eval_step"] != st["step"]:
-            stop = evaluate_and_save() or stop
+            p.epoch += 1
+            p.batch = 0
+        end_of_run = stop or p.epoch >= cfg.train.epochs
+        if (end_of_run or cfg.train.eval_every == 0) and p.last_eval_step != p.step:
+            stop = _validate_and_save(run) or stop
     bar.close()
+    return _finish(run)
+
+
+def _finish(run: _Run) -> dict[str, Any]:
+    """Curves, summary.json and the final log line (rank 0); leave the process group."""
+    setup, p, out_dir = run.setup, run.progress, run.setup.out_dir
     summary = {
         "out_dir": str(out_dir),
-        "best_val_cer": st["best_cer"],
-        "best_step": st["best_step"],
-        "steps": st["step"],
-        "epochs_done": st["epoch"],
-        "train_seconds": round(st["elapsed"], 1),
+        "best_val_cer": p.best_cer,
+        "best_step": p.best_step,
+        "steps": p.step,
+        "epochs_done": p.epoch,
+        "train_seconds": round(p.elapsed, 1),
         "best_checkpoint": str(out_dir / "best.safetensors"),
         "last_checkpoint": str(out_dir / "last.safetensors"),
     }
-    if is_main:
+    if setup.is_main:
         try:
             plot_curves(out_dir / "metrics.jsonl", out_dir / "curves.png")
         except (OSError, ValueError) as exc:
             _log(f"warning: could not draw curves.png: {exc}")
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-        _log(f"done: best val CER {st['best_cer']:.4f} at step {st['best_step']}; checkpoints in {out_dir}")
-    if distributed:
+        _log(f"done: best val CER {p.best_cer:.4f} at step {p.best_step}; checkpoints in {out_dir}")
+    if setup.distributed:
         dist.barrier()
         dist.destroy_process_group()
     return summary
