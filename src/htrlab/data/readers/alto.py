@@ -14,9 +14,12 @@ from htrlab.errors import DataError
 from htrlab.text.normalize import normalize_text
 
 
-def _line_text(line: etree._Element) -> str:
-    # Words are <String CONTENT=...>; spaces between them are implied (SP elements only mark them),
-    # a line-final <HYP> keeps its hyphen.
+def line_text(line: etree._Element) -> str:
+    """A TextLine's text (also read by htrlab.segment.export.read_layout).
+
+    Words are <String CONTENT=...>; spaces between them are implied (SP elements only mark them),
+    a line-final <HYP> keeps its hyphen.
+    """
     words = [el.get("CONTENT", "") for el in line if local(el.tag) == "String"]
     hyp = "".join(el.get("CONTENT", "-") for el in line if local(el.tag) == "HYP")
     return normalize_text(" ".join(words) + hyp)
@@ -76,7 +79,7 @@ def read_alto_file(
         samples.append(
             LineSample(
                 id=f"{doc_id}/{lid}",
-                text=_line_text(line),
+                text=line_text(line),
                 image_path=image_path,
                 doc_id=doc_id,
                 split=split,

@@ -25,7 +25,7 @@ def _custom_index(el: etree._Element) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _line_text(line: etree._Element, source: str) -> str:
+def line_text(line: etree._Element, source: str) -> str:
     """The line's own TextEquiv (not its Words'); with several, the one with index 0 or the first.
 
     Raises:
@@ -128,7 +128,7 @@ def read_page_file(
                 except DataError as exc:  # the polygon still gives a crop: report, keep the line
                     problems.report(str(exc))
             try:
-                text = _line_text(line, source)
+                text = line_text(line, source)
             except DataError as exc:
                 problems.report(str(exc))
                 continue
