@@ -36,12 +36,12 @@ from run_facts import run_facts
 from htrlab.data.dataset import open_dataset
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
-from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import predict
-from htrlab.segment.learned import synthetic_page
+from htrlab.reading.engines import load_engine
+from htrlab.reading.predict import predict
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.orient import oriented_line_cuts
 from htrlab.segment.read import more_confident
+from htrlab.synth.pages import synthetic_page
 from htrlab.synth.render import font_dirs, load_corpus
 
 

@@ -33,9 +33,9 @@ from htrlab.decoding.rescore import (
     rescore_in_order,
     tune_rescoring,
 )
-from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import split_emissions
-from htrlab.lm.tune import score_decoder, tune_grid
+from htrlab.evaluate.tune import score_decoder, tune_grid
+from htrlab.reading.engines import load_engine
+from htrlab.reading.predict import split_emissions
 from htrlab.text.metrics import count_errors
 
 
@@ -202,7 +202,7 @@ def main() -> int:
         lists, llm = nbest_and_scores(rd, ems)
         weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
         (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
-        rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)
+        rd.cfg = RescoreConfig(nbest=args.nbest, rescore_weight=w, length_bonus=lb)
         label = f"N-best ({args.nbest}) of {'beam + char 6-gram' if char_ns else 'beam'}, rescored by {args.rescore_lm}"
         rows.append(
             {
@@ -216,7 +216,9 @@ def main() -> int:
             }
         )
         (_w0, lb0, _), _ = tune_rescoring(lists, llm, refs, [0.0], bonuses)
-        rd0 = RescoreDecoder(beam, scorer, RescoreConfig(nbest=args.nbest, weight=0.0, length_bonus=lb0))
+        rd0 = RescoreDecoder(
+            beam, scorer, RescoreConfig(nbest=args.nbest, rescore_weight=0.0, length_bonus=lb0)
+        )
         rows.append(
             {
                 "decoder": label.replace(
@@ -248,7 +250,7 @@ def main() -> int:
         lists, llm = nbest_and_scores(rd, ems, tune_docs)
         weights, bonuses = RESCORE_GRID["rescore_weight"], RESCORE_GRID["length_bonus"]
         (w, lb, _), pts = tune_rescoring(lists, llm, refs, weights, bonuses)
-        rd.cfg = RescoreConfig(nbest=args.nbest, weight=w, length_bonus=lb)
+        rd.cfg = RescoreConfig(nbest=args.nbest, rescore_weight=w, length_bonus=lb)
 
         def in_order(split: str) -> dict[str, float]:
             refs, ems, _ = data[split]

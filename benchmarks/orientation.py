@@ -30,11 +30,11 @@ from segmentation_synthetic import _rotate
 
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
-from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import predict
-from htrlab.segment.learned import synthetic_page
+from htrlab.reading.engines import load_engine
+from htrlab.reading.predict import predict
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.orient import oriented_line_cuts, turn
+from htrlab.synth.pages import synthetic_page
 from htrlab.synth.render import font_dirs, load_corpus
 
 

@@ -2,7 +2,7 @@
 
     python benchmarks/segmentation_synthetic.py --pages 30 --segmenter learned --json runs/seg-synth-learned.json
 
-Pages are rendered by ``htrlab.segment.learned.synthetic_page`` (Brown corpus text, random size, spacing,
+Pages are rendered by ``htrlab.synth.pages.synthetic_page`` (Brown corpus text, random size, spacing,
 margins, indentation, short right-aligned lines, shaded noisy paper), each rotated by a random angle within
 ``--max-skew`` degrees, in three styles whose font families were held out of the default model's training and
 of the line detector's: handwriting (Debian and npm families of benchmarks/make_synth_sets.py) and printed.
@@ -25,12 +25,12 @@ from make_synth_sets import HELD_OUT_HAND, HELD_OUT_HAND_NPM, HELD_OUT_PRINTED, 
 from run_facts import run_facts
 
 from htrlab.data.preprocess import preprocess
-from htrlab.evaluate.engines import load_engine
-from htrlab.evaluate.inference import predict
+from htrlab.reading.engines import load_engine
+from htrlab.reading.predict import predict
 from htrlab.segment.evaluate import DetectionScore, match_lines
-from htrlab.segment.learned import synthetic_page
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.read import line_cuts, more_confident
+from htrlab.synth.pages import synthetic_page
 from htrlab.synth.render import font_dirs, load_corpus
 from htrlab.text.metrics import count_errors
 

@@ -5,7 +5,7 @@
 Training pages: the ``train`` pages of a dataset laid out as the Hooker letters are (``splits.tsv`` naming
 ``pages/NAME.xml``), or ``--train`` / ``--val`` PAGE-XML files or folders of them (each page's image where its
 XML says). The weights kept are those of the lowest loss on crops of the validation pages. ``--resume`` continues a run from its state file.
-``--synthetic N`` adds N rendered pages (``htrlab.segment.learned.synthetic_page``) in the handwriting and
+``--synthetic N`` adds N rendered pages (``htrlab.synth.pages.synthetic_page``) in the handwriting and
 printed fonts that benchmarks/make_synth_sets.py trains on (its held-out families stay out, for
 benchmarks/segmentation_synthetic.py), so the detector is not tied to one collection's hand and layout.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from htrlab.segment.learned import train_segmenter
+from htrlab.train.segmenter import train_segmenter
 
 
 def _xml_files(paths: list[str]) -> list[Path]:

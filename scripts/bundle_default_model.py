@@ -28,9 +28,9 @@ from htrlab.bundled import DEFAULT_DECODING, DEFAULT_MODEL, DEFAULT_WEIGHTS
 from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.prepared import line_key
-from htrlab.evaluate.engines import load_engine
 from htrlab.models.checkpoint import META_KEY, load_checkpoint, read_meta
 from htrlab.models.onnx_export import export_onnx
+from htrlab.reading.engines import load_engine
 
 CARD = """# Bundled default model
 

@@ -211,21 +211,21 @@ def test_auto_decoder_uses_the_bundled_lm_for_the_default_model_only(
     settings = {"decoder": "beam+lm", "lm": str(arpa), "lm_weight": 1.0, "word_score": 0.0, "beam_size": 16}
     monkeypatch.setattr(bundled, "default_decoding", lambda: dict(settings))
     lp = _emissions(CS, AMBIGUOUS)
-    dec = make_decoder(_decoder_args(), CS)  # default model, nothing asked: the bundled beam + LM
+    dec, _ = make_decoder(_decoder_args(), CS)  # default model, nothing asked: the bundled beam + LM
     assert isinstance(dec, BeamDecoder) and dec.decode_one(lp.numpy())[0][0] == "the cat"
-    assert make_decoder(_decoder_args("--decoder", "greedy"), CS) is None  # one option away
+    assert make_decoder(_decoder_args("--decoder", "greedy"), CS)[0] is None  # one option away
     args = _decoder_args("--lm-weight", "0")  # an option the user sets wins over the bundled setting
-    make_decoder(args, CS)
-    assert args.lm_weight == 0.0 and args.lm == str(arpa) and args.beam_size == 16
-    args = _decoder_args("--beam-size", "8")  # ... even when it is the option's own default
-    make_decoder(args, CS)
-    assert args.beam_size == 8
+    _, cfg = make_decoder(args, CS)
+    assert cfg.lm_weight == 0.0 and cfg.lm == str(arpa) and cfg.beam_size == 16
+    assert args.lm is None and args.decoder == "auto"  # the options are read, never rewritten
+    _, cfg = make_decoder(_decoder_args("--beam-size", "8"), CS)  # ... even at the option's own default
+    assert cfg.beam_size == 8
     ckpt, _ = tiny_checkpoint
-    assert make_decoder(_decoder_args("-m", str(ckpt)), CS) is None  # another model: greedy, as before
-    other = make_decoder(_decoder_args("-m", str(ckpt), "--lm", str(arpa)), CS)  # ... or beam + the LM given
+    assert make_decoder(_decoder_args("-m", str(ckpt)), CS)[0] is None  # another model: greedy, as before
+    other, _ = make_decoder(_decoder_args("-m", str(ckpt), "--lm", str(arpa)), CS)  # ... or beam + the LM
     assert isinstance(other, BeamDecoder)
     monkeypatch.setattr(bundled, "default_decoding", lambda: None)  # an installation without the LM
-    assert make_decoder(_decoder_args(), CS) is None
+    assert make_decoder(_decoder_args(), CS)[0] is None
 
 
 def test_a_broken_lm_file_is_a_one_line_error_and_kenlm_stays_quiet(

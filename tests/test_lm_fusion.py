@@ -15,9 +15,10 @@ import torch
 
 from htrlab.cli.main import main
 from htrlab.decoding.beam import BeamConfig, BeamDecoder
-from htrlab.lm.neural import CharLSTMLM, train_char_lm
+from htrlab.lm.neural import CharLSTMLM
 from htrlab.lm.word import WordNgram, build_word_ngram, word_key
 from htrlab.text.charset import Charset
+from htrlab.train.charlm import train_char_lm
 
 TEXT = ["the cat sat on the mat", "the cat ate", "a cat and a dog", "that is the cat", "the red hat"]
 CS = Charset(list(" acdehmorst"))
@@ -62,7 +63,7 @@ def test_word_ngram_reads_back_the_estimated_probabilities(tmp_path: Path) -> No
         elif section and line.strip() and not line.startswith("\\"):
             parts = line.split()
             stated[tuple(parts[1 : 1 + section])] = float(parts[0])
-    lm = WordNgram(tmp_path / "w.arpa", oov_log10=-7.5, other_log10=-2.0)
+    lm = WordNgram(tmp_path / "w.arpa", oov_score=-7.5, other_log10=-2.0)
     assert lm.order == 3
     assert math.isclose(lm.log10_prob("cat", ["the"]), stated[("the", "cat")], abs_tol=2e-3)
     assert math.isclose(lm.log10_prob("the"), stated[("the",)], abs_tol=2e-3)
@@ -72,7 +73,7 @@ def test_word_ngram_reads_back_the_estimated_probabilities(tmp_path: Path) -> No
 
 
 def test_cmu_word_lm_prefers_english(tmp_path: Path) -> None:
-    lm = WordNgram("cmu")
+    lm = WordNgram("cmu", oov_score=-6.0)
     assert lm.log10_text("I went to the house") > lm.log10_text("I want to tho hoose")
     assert lm.log10_prob("of", ["most"]) > lm.log10_prob("of", ["the"])
 
@@ -91,7 +92,7 @@ def _fixes_and_weight_zero_is_neutral(make: Any, seed: int) -> None:
 
 def test_word_lm_fixes_the_reading_and_weight_zero_changes_nothing(tmp_path: Path) -> None:
     build_word_ngram(TEXT * 3, tmp_path / "w.arpa")
-    lm = WordNgram(tmp_path / "w.arpa")
+    lm = WordNgram(tmp_path / "w.arpa", oov_score=-6.0)
     _fixes_and_weight_zero_is_neutral(
         lambda w: BeamDecoder(CS, BeamConfig(beam_size=8, word_lm_weight=w), word_lm=lm), seed=1
     )
@@ -128,13 +129,13 @@ def test_neural_lm_fixes_the_reading_and_weight_zero_changes_nothing(tiny_neural
 
 
 def test_neural_lm_file_errors(tmp_path: Path) -> None:
-    from htrlab.errors import ConfigError, ModelError
+    from htrlab.errors import CheckpointError
 
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(CheckpointError, match="missing.safetensors not found"):
         CharLSTMLM.load(tmp_path / "missing.safetensors")
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="bad.safetensors"):
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
         CharLSTMLM.load(bad)
 
 
@@ -184,9 +185,11 @@ def test_causal_lm_scores_and_rescoring(tiny_causal_lm: Path, monkeypatch: pytes
     lp_amb = torch.tensor(_emissions(CS, AMBIGUOUS))[None]
     n = torch.tensor([len(AMBIGUOUS)])
     beam = BeamDecoder(CS, BeamConfig(beam_size=8))
-    plain = RescoreDecoder(beam, sc, RescoreConfig(nbest=4, weight=0.0, length_bonus=0.0))
+    plain = RescoreDecoder(beam, sc, RescoreConfig(nbest=4, rescore_weight=0.0, length_bonus=0.0))
     assert plain(lp_amb, n)[0].text == "the hat"  # weight 0: the beam's best
-    assert RescoreDecoder(beam, sc, RescoreConfig(nbest=4, weight=2.0))(lp_amb, n)[0].text == "the cat"
+    assert (
+        RescoreDecoder(beam, sc, RescoreConfig(nbest=4, rescore_weight=2.0))(lp_amb, n)[0].text == "the cat"
+    )
     with pytest.raises(Exception, match="no such directory"):
         CausalLMScorer(str(tiny_causal_lm / "missing"))
 
@@ -222,7 +225,7 @@ def test_causal_lm_scores_a_line_as_the_continuation_of_the_previous_one(
     # every line its own document: no context, the same readings as the batch decoder
     lp_amb = torch.tensor(_emissions(CS, AMBIGUOUS))
     beam = BeamDecoder(CS, BeamConfig(beam_size=8))
-    rd = RescoreDecoder(beam, sc, RescoreConfig(nbest=4, weight=2.0))
+    rd = RescoreDecoder(beam, sc, RescoreConfig(nbest=4, rescore_weight=2.0))
     alone = rescore_in_order(rd, [lp_amb, lp_amb], ["d1", "d2"])
     batch = rd(torch.stack([lp_amb, lp_amb]), torch.tensor([len(AMBIGUOUS)] * 2))
     assert [d.text for d in alone] == [d.text for d in batch]
@@ -300,12 +303,14 @@ def test_char_lm_fusion_in_trocr_search(tmp_path: Path) -> None:
     assert all(set(t) <= set("".join(TEXT)) for t in strong[0])
     # through predict(): a beam decoder's size and character LM carry over to the autoregressive search
     from htrlab.errors import ConfigError
-    from htrlab.evaluate.inference import predict
+    from htrlab.reading.predict import predict
 
     arrays = [np.random.default_rng(i).random((s, s)).astype(np.float32) for i in range(2)]
     fused = predict(model, CS, arrays, decoder=BeamDecoder(CS, BeamConfig(beam_size=2, lm_weight=50.0), arpa))
     assert len(fused) == 2 and all(set(d.text) <= set("".join(TEXT)) for d in fused)
     build_word_ngram(TEXT, tmp_path / "w.arpa")
-    word = BeamDecoder(CS, BeamConfig(word_lm_weight=1.0), word_lm=WordNgram(tmp_path / "w.arpa"))
+    word = BeamDecoder(
+        CS, BeamConfig(word_lm_weight=1.0), word_lm=WordNgram(tmp_path / "w.arpa", oov_score=-6.0)
+    )
     with pytest.raises(ConfigError, match="character n-gram"):
         predict(model, CS, arrays, decoder=word)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from htrlab.errors import ConfigError, DataError
+from htrlab.errors import CheckpointError, ConfigError
+from htrlab.models.checkpoint import save_weights
 from htrlab.segment import segment_lines
 from htrlab.segment.export import write_page_xml
 from htrlab.segment.learned import (
@@ -20,11 +21,11 @@ from htrlab.segment.learned import (
     core_target,
     load_detector,
     save_detector,
-    synthetic_page,
-    train_segmenter,
 )
 from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine
+from htrlab.synth.pages import synthetic_page
 from htrlab.synth.render import FontInfo
+from htrlab.train.segmenter import train_segmenter
 from htrlab.train.state import load_state
 
 # a font that ships with matplotlib (a dependency), so the test needs no fetched fonts
@@ -114,18 +115,22 @@ def test_train_resume_load_and_segment_with_a_trained_detector(tmp_path: Path) -
 
 
 def test_detector_files_that_are_not_detectors_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="missing.safetensors"):
+    with pytest.raises(CheckpointError, match="missing.safetensors"):
         load_detector(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not safetensors at all")
-    with pytest.raises(DataError, match="junk.safetensors"):
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
         load_detector(junk)
     from safetensors.torch import save_file
 
     other = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(other), metadata={"kind": "something-else"})
-    with pytest.raises(DataError, match="not an htrlab line detector"):
+    with pytest.raises(CheckpointError, match="not a line-detector written by htrlab"):
         load_detector(other)
+    wide = tmp_path / "wide.safetensors"  # a tampered size is refused before anything is allocated
+    save_weights(wide, {}, "line-detector", {"width": 10**6, "canon_char_h": 10.0, "threshold": 0.5})
+    with pytest.raises(CheckpointError, match="wide.safetensors: not a usable line detector"):
+        load_detector(wide)
     with pytest.raises(ConfigError, match="segmentation method"):
         segment_lines(np.full((100, 100), 200, np.uint8), SegmentConfig(method="magic"))
     path = save_detector(LineDetector(CoreNet(4)), tmp_path / "ok.safetensors")

@@ -795,3 +795,62 @@ def test_resident_data_trains_with_augmentation_on_the_device(line_folder: Path,
         train(_cfg(line_folder, tmp_path / "c", "train.resident_data=true", "augment.damage.ops=[fading]"))
     with pytest.raises(ConfigError, match="resident_data"):
         _cfg(line_folder, tmp_path / "d", "train.resident_data=sometimes")
+
+
+def test_everything_htrlab_trains_is_one_checkpoint_format(tmp_path: Path) -> None:
+    """Recognizers, line detectors and character LMs share the file format (safetensors + the ``htrlab`` JSON
+    document with its ``kind``); each loader refuses the other kinds by name, and detector and LM files of the
+    earlier flat form still load."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from htrlab.errors import CheckpointError
+    from htrlab.lm.neural import EOL, UNK, CharLSTMLM
+    from htrlab.models.checkpoint import load_checkpoint, read_meta
+    from htrlab.segment.learned import CoreNet, LineDetector, load_detector, save_detector
+    from htrlab.train.charlm import train_char_lm
+
+    det = save_detector(LineDetector(CoreNet(4)), tmp_path / "det.safetensors", {"step": 3})
+    lm_path = tmp_path / "lm.safetensors"
+    train_char_lm(
+        ["the cat sat", "on the mat"] * 5, lm_path, max_steps=2, hidden=8, emb=4, seq=8, batch=2, log=None
+    )
+    rec = tmp_path / "rec.safetensors"
+    rec.write_bytes(
+        (Path(__file__).resolve().parents[1] / "src/htrlab/weights/htrlab-default.safetensors").read_bytes()
+    )
+    for path, kind in ((det, "line-detector"), (lm_path, "char-lm")):
+        with safe_open(str(path), "pt") as f:
+            doc = json.loads(f.metadata()["htrlab"])
+        assert doc["kind"] == kind and doc["format_version"] == 1 and "htrlab_version" in doc
+    assert json.loads(safe_open(str(det), "pt").metadata()["htrlab"])["training"] == {"step": 3}
+    with pytest.raises(
+        CheckpointError, match="det.safetensors is a line-detector checkpoint, not a text recognizer"
+    ):
+        read_meta(det)
+    with pytest.raises(
+        CheckpointError, match="lm.safetensors is a char-lm checkpoint, not a text recognizer"
+    ):
+        load_checkpoint(lm_path)
+    with pytest.raises(CheckpointError, match="lm.safetensors is a char-lm checkpoint, not a line-detector"):
+        load_detector(lm_path)
+    with pytest.raises(CheckpointError, match="rec.safetensors is a recognizer checkpoint, not a char-lm"):
+        CharLSTMLM.load(rec)
+    # the flat form written before (kind and sizes as metadata strings)
+    lm = CharLSTMLM.load(lm_path)
+    flat = tmp_path / "flat-lm.safetensors"
+    meta = {
+        "kind": "htrlab-char-lstm-lm",
+        "vocab": json.dumps(lm.vocab),
+        "sizes": json.dumps(lm.sizes),
+        "facts": "{}",
+    }
+    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(flat), metadata=meta)
+    again = CharLSTMLM.load(flat)
+    assert again.vocab == lm.vocab and EOL in again.vocab and UNK in again.vocab
+    assert again.log10_prob("the cat") == pytest.approx(lm.log10_prob("the cat"))
+    net = CoreNet(4)
+    flat_det = tmp_path / "flat-det.safetensors"
+    meta = {"kind": "htrlab-line-detector", "width": "4", "canon_char_h": "10.0", "threshold": "0.5"}
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(flat_det), metadata=meta)
+    assert load_detector(flat_det).net.width == 4

@@ -1,7 +1,7 @@
 """htrlab: handwritten text recognition of English.
 
     import htrlab
-    reader = htrlab.load()                   # the bundled model and its decoder (htrlab.api)
+    reader = htrlab.load()                   # the bundled model and its decoder (htrlab.reading)
     print(reader.read("letter.jpg").text)
 
 Data readers, preprocessing, models (HTR-JAND, ...), training, evaluation and recognition. The names below are
@@ -20,7 +20,7 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from htrlab import api
+        from htrlab import reading
 
-        return getattr(api, name)
+        return getattr(reading, name)
     raise AttributeError(f"module 'htrlab' has no attribute {name!r}")

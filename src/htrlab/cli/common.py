@@ -186,46 +186,38 @@ def add_beam_options(p: Any) -> None:
 
 
 def decoder_config(args: Any) -> DecoderConfig:
-    """The decoder settings of parsed options (the ones a command does not have keep their defaults)."""
-    return DecoderConfig(**{k: getattr(args, k) for k in DecoderConfig.names() if hasattr(args, k)})
-
-
-def apply_decoding_file(args: Any) -> None:
-    """Fill decoder options from ``--decoding FILE``: options given on the command line win, even at their
-    default value."""
+    """The decoder settings of parsed options, ``--decoding FILE`` filling the ones the user left out (options
+    given on the command line win, even at their default value); a command's missing options keep
+    :class:`DecoderConfig`'s defaults. ``args`` is not changed."""
     from htrlab.decoding.config import read_decoding_file
 
+    cfg = DecoderConfig(**{k: getattr(args, k) for k in DecoderConfig.names() if hasattr(args, k)})
     path = getattr(args, "decoding", None)
-    if not path:
-        return
-    filled = decoder_config(args).filled(read_decoding_file(path), getattr(args, "_given", set()))
-    for k in DecoderConfig.names():
-        if hasattr(args, k):
-            setattr(args, k, getattr(filled, k))
+    return cfg.filled(read_decoding_file(path), given_options(args)) if path else cfg
 
 
-def make_decoder(args: Any, charset: Any, lm_unused_ok: bool = False, name: str | None = None) -> Any:
-    """The decoder ``name`` (default ``args.decoder``) with the options' settings (:mod:`htrlab.decoding.config`);
-    ``None`` = greedy. ``auto`` fills the options left out with the bundled settings for the default model, in
-    ``args`` too (later decoders of the same command see them)."""
+def given_options(args: Any) -> set[str]:
+    """The decoder settings the user named on the command line."""
+    return set(getattr(args, "_given", set()))
+
+
+def make_decoder(
+    args: Any, charset: Any, lm_unused_ok: bool = False, name: str | None = None
+) -> tuple[Any, DecoderConfig]:
+    """The decoder ``name`` (default ``args.decoder``) with the options' settings, and those settings with
+    ``auto`` made concrete (for the default model: its bundled LM and tuned settings in the options left out);
+    the decoder is ``None`` for greedy. See :mod:`htrlab.decoding.config`."""
     from dataclasses import replace
 
     from htrlab.decoding.config import make_decoder as build
     from htrlab.decoding.config import resolve
 
-    if not getattr(args, "_decoding_applied", False):
-        apply_decoding_file(args)
-        args._decoding_applied = True
     cfg = decoder_config(args)
     if name:
         cfg = replace(cfg, decoder=name)
     model = getattr(args, "model", None) or getattr(args, "checkpoint", None)
-    given: set[str] = getattr(args, "_given", set())
-    resolved = resolve(cfg, model, given)
-    for k in DecoderConfig.names():
-        if k != "decoder" and hasattr(args, k):
-            setattr(args, k, getattr(resolved, k))
-    return build(resolved, charset, model, given, lm_unused_ok)
+    resolved = resolve(cfg, model, given_options(args))
+    return build(resolved, charset, model, given_options(args), lm_unused_ok), resolved
 
 
 def add_segmenter_options(p: Any) -> None:
@@ -242,14 +234,14 @@ def add_segmenter_options(p: Any) -> None:
 def segment_config(args: Any) -> Any:
     """The ``SegmentConfig`` the segmenter options ask for; the line detector is loaded here, so that a bad
     ``--line-detector`` is reported once, before any image is read."""
-    from htrlab.errors import ConfigError, DataError
+    from htrlab.errors import CheckpointError, ConfigError, DataError
     from htrlab.segment.learned import load_detector
     from htrlab.segment.lines import SegmentConfig
 
     if args.segmenter == "learned":
         try:
             load_detector(args.line_detector)
-        except DataError as exc:
+        except (DataError, CheckpointError) as exc:
             raise ConfigError(f"--line-detector: {exc}") from exc
     return SegmentConfig(method=args.segmenter, detector=args.line_detector)
 

@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import open_dataset
-    from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
+    from htrlab.reading.engines import load_engine
     from htrlab.text.metrics import not_reading
 
     check_writable(args.output, "-o")  # before the work: a finished evaluation is never lost
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.on_error,
         max_lines=args.max_lines,
         progress=sys.stderr.isatty(),
-        decoder=make_decoder(args, loaded.charset),
+        decoder=make_decoder(args, loaded.charset)[0],
     )
     trained_on = loaded.meta.data.get("train_split")
     unread = [*dataset.skipped, *(m for r in results for m in r.skipped_lines)]

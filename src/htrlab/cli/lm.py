@@ -156,7 +156,7 @@ def run_build(args: argparse.Namespace) -> int:
         "ngrams": [len(p) for p in lm.probs],
     }
     if args.model:
-        from htrlab.evaluate.engines import load_engine
+        from htrlab.reading.engines import load_engine
 
         charset = load_engine(args.model).charset
         lm_chars = {" " if c == "|" else c for c in lm.vocab if len(c) == 1 and c.isprintable()}
@@ -175,7 +175,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_train_neural(args: argparse.Namespace) -> int:
     import torch
 
-    from htrlab.lm.neural import train_char_lm
+    from htrlab.train.charlm import train_char_lm
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -239,20 +239,25 @@ def _parse_grid(args: argparse.Namespace) -> dict[str, list[float]]:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from htrlab.cli.common import make_decoder
+    from dataclasses import asdict, replace
+
+    from htrlab.cli.common import given_options, make_decoder
     from htrlab.data.dataset import open_dataset
     from htrlab.data.prepared import default_cache_dir, prepare_lines
-    from htrlab.decoding.config import DecoderConfig
+    from htrlab.decoding.config import make_decoder as build_decoder
+    from htrlab.decoding.config import typed_setting
     from htrlab.errors import ConfigError, DataError
-    from htrlab.evaluate.engines import load_engine
-    from htrlab.evaluate.inference import emissions
-    from htrlab.lm.tune import score_decoder, tune_grid
+    from htrlab.evaluate.tune import score_decoder, tune_grid
+    from htrlab.reading.engines import load_engine
+    from htrlab.reading.predict import emissions
 
     if args.split == "test":
         raise ConfigError("tuning on the test split would make its score meaningless; tune on val")
     grid = _parse_grid(args)
     engine = load_engine(args.model)
-    make_decoder(args, engine.charset)  # checks the decoder name and its LMs before the network runs
+    _, base = make_decoder(
+        args, engine.charset
+    )  # checks the decoder name and its LMs before the network runs
     samples = [
         s
         for s in open_dataset(args.dataset, on_error="skip", line_crop=args.line_crop).split(args.split)
@@ -268,15 +273,16 @@ def run_tune(args: argparse.Namespace) -> int:
     ems = emissions(engine, lines.images)
     greedy_cer, _, _ = score_decoder(ems, lines.texts, engine.charset, None)
 
+    def typed(settings: dict[str, float]) -> dict[str, Any]:  # integer settings stay integers
+        return {k: typed_setting(k, v) for k, v in settings.items()}
+
     def build(settings: dict[str, float]) -> object:
-        for k, v in settings.items():
-            default: Any = getattr(DecoderConfig, k, v)
-            setattr(args, k, type(default)(v))  # integer options stay integers
-        return make_decoder(args, engine.charset)
+        return build_decoder(
+            replace(base, **typed(settings)), engine.charset, args.model, given_options(args)
+        )
 
     best, rows = tune_grid(ems, lines.texts, engine.charset, build, grid)
-    settings = {k: getattr(args, k) for k in DecoderConfig.names()}
-    settings.update({k: best[k] for k in grid})
+    settings = asdict(replace(base, **typed({k: best[k] for k in grid})))
     doc = {
         "settings": settings,
         "split": args.split,

@@ -89,12 +89,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from htrlab.api import Reader, sources_of
     from htrlab.bundled import example_images
-    from htrlab.cli.common import decoder_config
     from htrlab.data.documents import PageSource
     from htrlab.errors import ConfigError, DataError
-    from htrlab.evaluate.engines import load_engine
+    from htrlab.reading import Reader, sources_of
+    from htrlab.reading.engines import load_engine
 
     xml = args.format in ("page-xml", "alto")
     if xml and not args.output:
@@ -110,13 +109,8 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.output, "-o", folder=True)
     check_show(args.show, len(sources) > 1)
     engine = load_engine(args.model, args.engine, args.threads, args.precision)
-    reader = Reader(
-        engine,
-        make_decoder(args, engine.charset),
-        decoder_config(args),
-        segment_config(args),
-        args.batch_size,
-    )
+    decoder, settings = make_decoder(args, engine.charset)
+    reader = Reader(engine, decoder, settings, segment_config(args), args.batch_size)
     several = len(sources) > 1
     n_read = 0
     with output_stream(None if xml else args.output) as out:

@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.cli.common import make_decoder
     from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
-    from htrlab.evaluate.engines import load_engine
     from htrlab.evaluate.robustness import run_robustness, write_outputs
+    from htrlab.reading.engines import load_engine
 
     try:
         severities = [int(s) for s in args.severities.split(",") if s.strip()]
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not names or names[0] != "greedy":
         names = ["greedy", *[n for n in names if n != "greedy"]]  # the reference of the relative reductions
     loaded = load_engine(args.checkpoint)
-    decoders = {name: make_decoder(args, loaded.charset, lm_unused_ok=True, name=name) for name in names}
+    decoders = {name: make_decoder(args, loaded.charset, lm_unused_ok=True, name=name)[0] for name in names}
     grays, refs = load_split_images(args.dataset, args.split, args.max_lines)
     print(
         f"robustness: {len(refs)} lines x ({len(ops)} ops x {len(severities)} severities + clean) x "

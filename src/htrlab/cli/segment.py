@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
     from htrlab.errors import DataError
-    from htrlab.evaluate.engines import load_engine
-    from htrlab.evaluate.inference import predict
+    from htrlab.reading.engines import load_engine
+    from htrlab.reading.predict import predict
     from htrlab.segment.draw import draw_layout
     from htrlab.segment.orient import oriented_line_cuts
 

@@ -23,25 +23,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from htrlab.decoding.config import DecoderConfig
 from htrlab.decoding.greedy import Decoded, best_path_confidences
 from htrlab.errors import ConfigError, ModelError
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import normalize_text
+
+_DEFAULTS = DecoderConfig()
 
 LM_EOS = "</s>"
 
 
 @dataclass
 class BeamConfig:
-    """Beam search settings (``lm_weight`` and ``word_score`` are tuned on validation data: ``htrlab lm tune``)."""
+    """The beam search's share of a :class:`htrlab.decoding.config.DecoderConfig`, whose defaults these are
+    (the one place decoder defaults live; ``make_decoder`` fills it). ``lm_weight`` and ``word_score`` are tuned
+    on validation data (``htrlab lm tune``); a weight counts only when its LM is given to the decoder."""
 
-    beam_size: int = 16  # hypotheses kept per frame
-    token_beam: int = 0  # tokens tried per frame, best first (0 = all)
-    beam_threshold: float = 30.0  # drop hypotheses this far (log) below the best
-    lm_weight: float = 0.0  # alpha: weight of the LM's log10 probability (KenLM's unit)
-    word_score: float = 0.0  # beta: added per word (a space, and the line's end)
-    word_lm_weight: float = 0.0  # weight of a word n-gram's log10 p (fusion, see htrlab.decoding.fusion)
-    neural_lm_weight: float = 0.0  # weight of a neural character LM's log10 p
+    beam_size: int = _DEFAULTS.beam_size  # hypotheses kept per frame
+    token_beam: int = _DEFAULTS.token_beam  # tokens tried per frame, best first (0 = all)
+    beam_threshold: float = _DEFAULTS.beam_threshold  # drop hypotheses this far (log) below the best
+    lm_weight: float = _DEFAULTS.lm_weight  # alpha: weight of the char LM's log10 probability (KenLM's unit)
+    word_score: float = _DEFAULTS.word_score  # beta: added per word (a space, and the line's end)
+    word_lm_weight: float = _DEFAULTS.word_lm_weight  # a word n-gram's log10 p (htrlab.decoding.fusion)
+    neural_lm_weight: float = _DEFAULTS.neural_lm_weight  # a neural character LM's log10 p
 
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.token_beam < 0 or self.beam_threshold <= 0:

@@ -38,6 +38,7 @@ class DecoderConfig:
     word_score: float = 0.0  # beta: added per word
     beam_size: int = 16
     token_beam: int = 0  # characters tried per frame, most likely first (0 = all)
+    beam_threshold: float = 30.0  # drop hypotheses this far (log) below the best (no command-line option)
     rescore_lm: str = "smollm2"  # causal LM for rescore: smollm2 or a model dir
     rescore_weight: float = 0.3  # weight of the LLM's log10 p
     length_bonus: float = 0.5  # rescoring score added per character
@@ -55,14 +56,15 @@ class DecoderConfig:
         default = asdict(DecoderConfig())
         mine = asdict(self)
         new = {
-            k: _typed(k, v)
+            k: typed_setting(k, v)
             for k, v in settings.items()
             if k in default and k not in given and mine[k] == default[k]
         }
         return replace(self, **new)
 
 
-def _typed(key: str, value: Any) -> Any:
+def typed_setting(key: str, value: Any) -> Any:
+    """``value`` in the type of the setting ``key`` (integer settings stay integers)."""
     default = getattr(DecoderConfig, key)
     if isinstance(default, bool) or value is None or not isinstance(default, int | float):
         return value
@@ -149,6 +151,7 @@ def make_decoder(
     beam_cfg = BeamConfig(
         beam_size=cfg.beam_size,
         token_beam=cfg.token_beam,
+        beam_threshold=cfg.beam_threshold,
         lm_weight=cfg.lm_weight if "char" in use else 0.0,
         word_score=cfg.word_score if use else 0.0,
         word_lm_weight=cfg.word_lm_weight if "word" in use else 0.0,
@@ -158,7 +161,7 @@ def make_decoder(
     if "word" in use:
         from htrlab.lm.word import WordNgram
 
-        word_lm = WordNgram(str(cfg.word_lm), oov_log10=cfg.oov_score)
+        word_lm = WordNgram(str(cfg.word_lm), oov_score=cfg.oov_score)
     if "neural" in use:
         from htrlab.lm.neural import CharLSTMLM
 
@@ -170,7 +173,7 @@ def make_decoder(
 
     if cfg.rescore_lm not in _LLM_CACHE:
         _LLM_CACHE[cfg.rescore_lm] = CausalLMScorer(cfg.rescore_lm)
-    rcfg = RescoreConfig(nbest=cfg.nbest, weight=cfg.rescore_weight, length_bonus=cfg.length_bonus)
+    rcfg = RescoreConfig(nbest=cfg.nbest, rescore_weight=cfg.rescore_weight, length_bonus=cfg.length_bonus)
     return RescoreDecoder(beam, _LLM_CACHE[cfg.rescore_lm], rcfg)
 
 

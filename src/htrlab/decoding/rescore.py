@@ -27,9 +27,11 @@ from typing import Any
 
 import torch
 
+from htrlab.decoding.config import DecoderConfig
 from htrlab.decoding.greedy import Decoded, best_path_confidences
 from htrlab.errors import ConfigError, ModelError
 
+_DEFAULTS = DecoderConfig()
 SMOLLM2 = "smollm2"
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -137,9 +139,11 @@ RESCORE_GRID = {
 
 @dataclass
 class RescoreConfig:
-    nbest: int = 8
-    weight: float = 0.3  # weight of the LLM's log10 p
-    length_bonus: float = 0.5  # added per character
+    """The rescoring's share of a :class:`htrlab.decoding.config.DecoderConfig` (its defaults, its names)."""
+
+    nbest: int = _DEFAULTS.nbest  # readings per line
+    rescore_weight: float = _DEFAULTS.rescore_weight  # weight of the LLM's log10 p
+    length_bonus: float = _DEFAULTS.length_bonus  # added per character
 
 
 def choose(
@@ -177,7 +181,9 @@ class RescoreDecoder:
         out = []
         for cands, conf in zip(lists, best_path_confidences(log_probs.cpu(), lengths)):
             llm = list(itertools.islice(scores, len(cands)))
-            out.append(Decoded(cands[choose(cands, llm, self.cfg.weight, self.cfg.length_bonus)][0], conf))
+            out.append(
+                Decoded(cands[choose(cands, llm, self.cfg.rescore_weight, self.cfg.length_bonus)][0], conf)
+            )
         return out
 
 
@@ -220,7 +226,11 @@ def rescore_in_order(
     out = []
     for cands, scores, e in zip(lists, llm, emissions):
         conf = best_path_confidences(e[None].cpu(), torch.tensor([e.shape[0]]))[0]
-        text = cands[choose(cands, scores, decoder.cfg.weight, decoder.cfg.length_bonus)][0] if cands else ""
+        text = (
+            cands[choose(cands, scores, decoder.cfg.rescore_weight, decoder.cfg.length_bonus)][0]
+            if cands
+            else ""
+        )
         out.append(Decoded(text, conf))
     return out
 

@@ -11,9 +11,9 @@ import numpy as np
 
 from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
-from htrlab.evaluate.engines import Engine
-from htrlab.evaluate.inference import predict
 from htrlab.models.checkpoint import LoadedModel
+from htrlab.reading.engines import Engine
+from htrlab.reading.predict import predict
 from htrlab.text.metrics import count_errors
 
 

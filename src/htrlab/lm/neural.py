@@ -2,7 +2,7 @@
 
 ``htrlab lm train-neural --text brown.txt --dataset DATA --splits train -o charlm.safetensors`` trains it on
 lines of text (each line ends with an end-of-line token, the model starts each line from a start state). The
-file is safetensors with the vocabulary and sizes in its metadata. In decoding, :class:`CharLSTMLM.Cursor`
+file is an htrlab checkpoint (kind ``char-lm``: :mod:`htrlab.models.checkpoint`) with the vocabulary and sizes. In decoding, :class:`CharLSTMLM.Cursor`
 steps the network one character at a time and is lazy: a beam search asks for the probability of many
 continuations of each prefix, and the network only runs once per prefix that is actually extended.
 """
@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-import random
-import sys
-import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from htrlab.errors import ConfigError, DataError, ModelError
-from htrlab.train.schedule import lr_factor
+from htrlab.errors import CheckpointError, ConfigError
 
 EOL = "\n"  # end of a line (and the start symbol of the next one)
 UNK = "\x04"
@@ -99,60 +93,38 @@ class CharLSTMLM(nn.Module):
 
     # --- files ---------------------------------------------------------------------------------------------
     def save(self, path: str | Path, facts: dict[str, Any] | None = None) -> Path:
-        from safetensors.torch import save_file
+        """Write the LM in htrlab's checkpoint format (``kind: char-lm``) with its vocabulary, sizes and
+        training ``facts``."""
+        from htrlab.models.checkpoint import save_weights
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "kind": "htrlab-char-lstm-lm",
-            "vocab": json.dumps(self.vocab),
-            "sizes": json.dumps(self.sizes),
-        }
-        meta["facts"] = json.dumps(facts or {})
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path), metadata=meta)
-        return path
+        meta = {"vocab": self.vocab, "sizes": self.sizes, "training": facts or {}}
+        return save_weights(path, self.state_dict(), "char-lm", meta)
 
     @classmethod
     def load(cls, path: str | Path) -> CharLSTMLM:
-        from safetensors import safe_open
+        """The LM at ``path`` (written by ``htrlab lm train-neural``).
 
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"neural LM {path} not found")
-        try:
-            with safe_open(str(path), "pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-        except Exception as exc:  # safetensors raises its own error types for damaged files
-            raise ModelError(f"{path}: not a safetensors file: {exc}") from exc
-        if meta.get("kind") != "htrlab-char-lstm-lm":
-            raise ModelError(
-                f"{path}: not an htrlab neural character LM (train one with `htrlab lm train-neural`)"
-            )
-        lm = cls(json.loads(meta["vocab"]), **json.loads(meta["sizes"]))
-        lm.load_state_dict(tensors)
+        Raises:
+            CheckpointError: a missing, damaged or foreign file, or weights that do not fit, naming the file.
+        """
+        from htrlab.models.checkpoint import load_weights
+
+        meta, tensors = load_weights(path, "char-lm")
+        try:  # files written before the char LM joined the checkpoint format hold JSON strings
+            vocab = json.loads(meta["vocab"]) if isinstance(meta["vocab"], str) else meta["vocab"]
+            sizes = json.loads(meta["sizes"]) if isinstance(meta["sizes"], str) else meta["sizes"]
+            if not isinstance(vocab, list) or not all(isinstance(c, str) for c in vocab):
+                raise ValueError("the vocabulary is not a list of characters")
+            if set(sizes) - {"emb", "hidden", "layers"} or not all(
+                isinstance(v, int) and 1 <= v <= 8192 for v in sizes.values()
+            ):
+                raise ValueError(f"unexpected sizes {sizes}")
+            lm = cls(vocab, **sizes)
+            lm.load_state_dict(tensors)
+        except (KeyError, ValueError, TypeError, RuntimeError, AttributeError, ConfigError) as exc:
+            raise CheckpointError(f"{path}: not a usable character LM ({str(exc).splitlines()[0]})") from exc
         lm.eval()
         return lm
-
-
-@dataclass
-class NeuralLMReport:
-    steps: int
-    epochs: float
-    seconds: float
-    train_chars: int
-    val_bits_per_char: float | None
-    parameters: int
-
-
-def _batches(ids: np.ndarray, batch: int, seq: int, rng: random.Random) -> Any:
-    """Random contiguous windows of the concatenated text (every line starts after an end-of-line)."""
-    n = len(ids) - seq - 1
-    while True:
-        starts = [rng.randrange(0, n) for _ in range(batch)]
-        x = np.stack([ids[s : s + seq] for s in starts])
-        y = np.stack([ids[s + 1 : s + seq + 1] for s in starts])
-        yield torch.from_numpy(x).long(), torch.from_numpy(y).long()
 
 
 @torch.no_grad()
@@ -164,69 +136,3 @@ def bits_per_char(lm: CharLSTMLM, lines: Sequence[str]) -> float:
         total += -lm.log10_prob(line) * math.log2(10.0)
         n += len(line) + 1
     return total / max(n, 1)
-
-
-def train_char_lm(
-    lines: Sequence[str],
-    out: str | Path,
-    val_lines: Sequence[str] = (),
-    minutes: float = 10.0,
-    max_steps: int = 0,
-    hidden: int = 512,
-    layers: int = 1,
-    emb: int = 64,
-    batch: int = 64,
-    seq: int = 128,
-    lr: float = 2e-3,
-    seed: int = 0,
-    log: Any = sys.stderr,
-) -> NeuralLMReport:
-    """Train a :class:`CharLSTMLM` on ``lines`` for ``minutes`` of wall clock (or ``max_steps``), cosine
-    learning-rate decay over that budget, and save it to ``out``."""
-    lines = [t for t in lines if t.strip()]
-    if not lines:
-        raise DataError("no text to train a character language model on")
-    counts = Counter(c for t in lines for c in t)
-    vocab = [EOL, UNK, *sorted(c for c, k in counts.items() if k >= 2 and c not in (EOL, UNK))]
-    torch.manual_seed(seed)
-    rng = random.Random(seed)
-    lm = CharLSTMLM(vocab, emb=emb, hidden=hidden, layers=layers)
-    ids = np.array(lm.encode(EOL + EOL.join(lines) + EOL), dtype=np.int64)
-    if len(ids) < seq + 2:
-        seq = max(2, len(ids) - 2)
-    opt = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=0.01)
-    budget = minutes * 60.0
-    t0 = time.perf_counter()
-    step = 0
-    lm.train()
-    for x, y in _batches(ids, batch, seq, rng):
-        elapsed = time.perf_counter() - t0
-        frac = step / max_steps if max_steps else elapsed / budget
-        if frac >= 1.0:
-            break
-        for g in opt.param_groups:
-            g["lr"] = lr * lr_factor(step, 0, frac, "cosine", 0.05)
-        logits, _ = lm(x)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, len(vocab)), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
-        opt.step()
-        step += 1
-        if log is not None and step % 100 == 0:
-            print(
-                f"char LM: step {step}, loss {loss.item() / math.log(2):.3f} bits/char, {elapsed:.0f}s",
-                file=log,
-            )
-    seconds = time.perf_counter() - t0
-    bpc = bits_per_char(lm, val_lines) if val_lines else None
-    report = NeuralLMReport(
-        steps=step,
-        epochs=step * batch * seq / len(ids),
-        seconds=seconds,
-        train_chars=len(ids),
-        val_bits_per_char=bpc,
-        parameters=sum(p.numel() for p in lm.parameters()),
-    )
-    lm.save(out, facts=report.__dict__)
-    return report

@@ -5,7 +5,7 @@ Word models know lower-case words without punctuation, while handwriting has cap
 words ("Kew," "(literally"), ampersands, numbers and words broken at the line end. :func:`word_key` says how a
 written token meets the model: case is folded, leading and trailing punctuation and symbols are stripped,
 ``&`` reads as "and", and a token with no letters left (a number, a dash) is not a word: it gets a fixed
-``other_log10`` instead of a probability. Words the model does not know get ``oov_log10``; both are tuned with
+``other_log10`` instead of a probability. Words the model does not know get ``oov_score``; both are tuned with
 the LM weight on validation data. Estimation uses pocketsphinx's ``ArpaBoLM`` (Katz-style back-off with a fixed
 discount mass, trigrams), which normalises tokens with the same rule.
 """
@@ -58,11 +58,11 @@ class WordNgram:
 
     Args:
         path: an ARPA / pocketsphinx binary file, or ``"cmu"`` for the CMU US-English 3-gram.
-        oov_log10: log10 score of a word the model does not know.
+        oov_score: log10 score of a word the model does not know (``DecoderConfig.oov_score``, tuned).
         other_log10: log10 score of a token that is not a word (see :func:`word_key`).
     """
 
-    def __init__(self, path: str | Path, oov_log10: float = -6.0, other_log10: float = -3.0):
+    def __init__(self, path: str | Path, oov_score: float, other_log10: float = -3.0):
         try:
             from pocketsphinx import NGramModel
         except ImportError as exc:
@@ -77,7 +77,7 @@ class WordNgram:
             raise ConfigError(f"{self.path}: not a readable ARPA or pocketsphinx LM file: {exc}") from exc
         # pocketsphinx reports probabilities as logarithms in base 1.0001 (its LogMath default)
         self.to_log10 = math.log10(1.0001)
-        self.oov_log10 = oov_log10
+        self.oov_score = oov_score
         self.other_log10 = other_log10
         self.order = self._order()
         self._cache: dict[tuple[str, ...], int] = {}
@@ -98,7 +98,7 @@ class WordNgram:
         raw = self._cache.get(key)
         if raw is None:
             raw = self._cache[key] = self.model.prob(list(key))
-        return self.oov_log10 if raw <= _ZERO else raw * self.to_log10
+        return self.oov_score if raw <= _ZERO else raw * self.to_log10
 
     def score_token(self, token: str, history: Sequence[str]) -> tuple[float, str | None]:
         """(log10 score, model-form word or None) of a written token after ``history`` (model-form words)."""

@@ -1,8 +1,15 @@
 """Self-describing checkpoints: weights in safetensors, everything needed to use them in its JSON metadata.
 
-A checkpoint file ``*.safetensors`` holds the model weights and, under the metadata key ``htrlab``, a JSON
-document: format version, htrlab version, model name and config, charset, preprocessing, a data summary with
-fingerprints of the training lines, and training facts. Loading checks each field and names the file.
+One format for everything htrlab trains. A checkpoint file ``*.safetensors`` holds the weights and, under the
+metadata key ``htrlab``, a JSON document with its format version, htrlab version, creation time and ``kind``:
+
+- ``recognizer`` (:func:`save_checkpoint` / :func:`load_checkpoint`; a document without ``kind`` is one): model name and config, charset,
+  preprocessing, a data summary with fingerprints of the training lines, and training facts;
+- ``line-detector`` (:mod:`htrlab.segment.learned`) and ``char-lm`` (:mod:`htrlab.lm.neural`): their sizes and
+  training facts, through :func:`save_weights` / :func:`load_weights`.
+
+Loading checks each field and names the file. (Training *state* for resuming is a separate file:
+:mod:`htrlab.train.state`.)
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_model
+from safetensors.torch import load_file, save_file, save_model
 from torch import nn
 
 import htrlab
@@ -31,6 +38,10 @@ from htrlab.text.charset import Charset
 
 FORMAT_VERSION = 1
 META_KEY = "htrlab"
+KINDS = ("recognizer", "line-detector", "char-lm")
+# files of the other kinds written before they joined this format: their flat metadata's "kind"
+_LEGACY_KINDS = {"htrlab-line-detector": "line-detector", "htrlab-char-lstm-lm": "char-lm"}
+_HEADER_LIMIT = 100_000_000
 
 
 @dataclass
@@ -85,36 +96,103 @@ def _owning_copy(model: nn.Module) -> nn.Module:
     return twin
 
 
-def read_meta(path: str | Path) -> CheckpointMeta:
-    """Read and check only the metadata of a checkpoint."""
-    path = Path(path)
+def _header_meta(path: Path) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The htrlab document of a safetensors file (None when it has none) and its flat metadata, from the
+    header alone."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         with open(path, "rb") as fh:
             n = int.from_bytes(fh.read(8), "little")
-            if n <= 0 or n > 100_000_000:
+            if n <= 0 or n > _HEADER_LIMIT:
                 raise CheckpointError(f"{path} is not a safetensors checkpoint (bad header size)")
             header = json.loads(fh.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        flat = header.get("__metadata__") or {}
+        if not isinstance(flat, dict):
+            raise ValueError("metadata is not a mapping")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as exc:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {exc}") from exc
-    raw = (header.get("__metadata__") or {}).get(META_KEY)
+    raw = flat.get(META_KEY)
     if raw is None:
-        raise CheckpointError(f"{path} has no htrlab metadata: it was not written by htrlab")
+        return None, flat
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise CheckpointError(f"{path}: htrlab metadata is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: htrlab metadata is not a JSON object")
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {version}, this htrlab ({htrlab.__version__}) reads "
             f"version {FORMAT_VERSION}"
         )
+    return data, flat
+
+
+def _kind_of(data: dict[str, Any]) -> str:
+    return str(data.get("kind", "recognizer"))
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """Read and check only the metadata of a recognizer checkpoint."""
+    path = Path(path)
+    data, flat = _header_meta(path)
+    if data is None:
+        if flat.get("kind") in _LEGACY_KINDS:
+            raise CheckpointError(f"{path} is a {_LEGACY_KINDS[flat['kind']]}, not a text recognizer")
+        raise CheckpointError(f"{path} has no htrlab metadata: it was not written by htrlab")
+    if _kind_of(data) != "recognizer":
+        raise CheckpointError(f"{path} is a {_kind_of(data)} checkpoint, not a text recognizer")
+    data.pop("kind", None)  # a recognizer's document needs none: every file before kinds existed was one
     try:
         return from_dict(CheckpointMeta, data, where="checkpoint")
     except ConfigError as exc:
         raise CheckpointError(f"{path}: bad metadata: {exc}") from exc
+
+
+def save_weights(path: str | Path, tensors: dict[str, torch.Tensor], kind: str, meta: dict[str, Any]) -> Path:
+    """Write the weights of a line detector or character LM (``kind``) with ``meta`` (JSON values: its sizes
+    and training facts) in the checkpoint format, atomically."""
+    if kind not in KINDS or kind == "recognizer":
+        raise ValueError(f"save_weights writes line-detector or char-lm weights, not {kind!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        **meta,
+        "kind": kind,
+        "format_version": FORMAT_VERSION,
+        "htrlab_version": htrlab.__version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    owned = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    save_file(owned, str(tmp), metadata={META_KEY: json.dumps(doc)})
+    tmp.replace(path)
+    return path
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The metadata document and the tensors of a ``kind`` checkpoint (see :func:`save_weights`); files of
+    that kind written before it joined this format (flat metadata) are read too.
+
+    Raises:
+        CheckpointError: a missing, damaged or foreign file, or one of another kind, naming the file.
+    """
+    path = Path(path)
+    data, flat = _header_meta(path)
+    if data is None:
+        legacy = _LEGACY_KINDS.get(str(flat.get("kind")))
+        if legacy is None:
+            raise CheckpointError(f"{path} has no htrlab metadata: it is not a {kind} written by htrlab")
+        data = {**flat, "kind": legacy}
+    if _kind_of(data) != kind:
+        raise CheckpointError(f"{path} is a {_kind_of(data)} checkpoint, not a {kind}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: cannot read weights: {exc}") from exc
+    return data, tensors
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

@@ -151,7 +151,7 @@ def estimate_skew(binary: np.ndarray, max_deg: float) -> float:
     return best
 
 
-def line_spacing(upright: np.ndarray, char_h: float) -> float:
+def spacing_from_ink(upright: np.ndarray, char_h: float) -> float:
     """The distance between consecutive lines: the first peak of the autocorrelation of the horizontal
     projection profile, between 1.2 and 6 character heights (2 character heights when there is none)."""
     prof = upright.sum(1).astype(np.float64)
@@ -317,7 +317,7 @@ def segment_lines(gray: np.ndarray, cfg: SegmentConfig | None = None, source: st
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     upright = cv2.warpAffine(binary, rot, (w, h), flags=cv2.INTER_NEAREST)
     inv = cv2.invertAffineTransform(rot)
-    typical = line_spacing(upright, char_h)
+    typical = spacing_from_ink(upright, char_h)
     cores = None
     if cfg.method == "learned":
         lab, n_masks, cores = _learned_lines(level, char_h, rot, cfg)

@@ -38,10 +38,10 @@ from htrlab.data.dataset import open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
-from htrlab.evaluate.inference import frames_needed, min_width_for, predict
 from htrlab.models.base import Recognizer, is_seq2seq
 from htrlab.models.checkpoint import make_meta, save_checkpoint
 from htrlab.models.registry import build_model, count_parameters
+from htrlab.reading.predict import frames_needed, min_width_for, predict
 from htrlab.text.charset import Charset
 from htrlab.text.metrics import count_errors, not_reading
 from htrlab.text.normalize import odd_character_report

@@ -275,7 +275,7 @@ class Reader:
         return [(d.text, d.confidence) for d in self._decode(lines)]
 
     def _decode(self, lines: list[np.ndarray], greedy: bool = False) -> list[Any]:
-        from htrlab.evaluate.inference import predict
+        from htrlab.reading.predict import predict
 
         if not lines:
             return []
@@ -392,7 +392,7 @@ def load(
         segmenter: how lines are found on pages: ``classical`` or ``learned`` (with ``line_detector``).
     """
     from htrlab.decoding.config import make_decoder, resolve
-    from htrlab.evaluate.engines import load_engine
+    from htrlab.reading.engines import load_engine
     from htrlab.segment.lines import SegmentConfig
 
     cfg = decoder if isinstance(decoder, DecoderConfig) else DecoderConfig(decoder=decoder)
