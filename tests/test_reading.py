@@ -132,6 +132,31 @@ def test_a_page_saves_as_page_xml_with_its_image(reader: htrlab.Reader, tmp_path
         reader.read(gray).save_xml(tmp_path / "x.xml")
 
 
+def test_segment_and_evaluate_read_through_the_same_reader(reader: htrlab.Reader, tmp_path: Path) -> None:
+    """``find_lines`` (``htrlab segment``) finds the lines ``read`` reads, without reading them, and needs no
+    model unless the orientation is checked; ``read_prepared`` (``htrlab evaluate``) reads cached lines as
+    ``read`` reads line images."""
+    from htrlab.data.preprocess import preprocess
+    from htrlab.reading import Reader, sources_of
+
+    pdf = tmp_path / "two.pdf"
+    Image.open(example_images()[0]).convert("RGB").save(
+        pdf, save_all=True, append_images=[Image.new("RGB", (9, 9))]
+    )
+    read = reader.read(pdf, layout="page", line_crop="outline", orientation="0", on_error="skip")
+    no_model = Reader(None, None, DecoderConfig(decoder="greedy"), reader.segment)
+    found = list(no_model.find_lines(sources_of(pdf), orientation="0", on_error="skip"))
+    assert [p.source for p in found] == [p.source for p in read] and found[0].image is not None
+    assert [ln.box for ln in found[0].lines] == [ln.box for ln in read[0].lines] and found[0].lines
+    assert all(ln.text == "" for ln in found[0].lines) and read[0].text
+    assert found[1].error is None and not found[1].lines and not read[1].lines  # a blank page: no lines
+    line = np.asarray(Image.open(example_images()[2]).convert("L"))
+    [(text, conf)] = reader.read_lines([line])
+    [d] = reader.read_prepared([preprocess(line, reader.preprocess)])
+    assert (d.text, d.confidence) == (text, conf)
+    assert Reader.of(reader.engine).read_prepared([preprocess(line, reader.preprocess)])[0].text != ""
+
+
 def test_import_htrlab_stays_light() -> None:
     probe = "import sys, htrlab; print('torch' in sys.modules, htrlab.__version__)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

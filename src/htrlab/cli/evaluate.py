@@ -43,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import open_dataset
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
+    from htrlab.reading import Reader
     from htrlab.reading.engines import load_engine
     from htrlab.text.metrics import not_reading
 
@@ -66,15 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(
             f"none of the splits {wanted} exist in {args.dataset} (it has: {', '.join(available)})"
         )
+    decoder, settings = make_decoder(args, loaded.charset)
+    reader = Reader.of(loaded, decoder, settings, batch_size=args.batch_size)
     results = evaluate_splits(
-        loaded,
-        dataset,
-        splits,
-        args.batch_size,
-        args.on_error,
-        max_lines=args.max_lines,
-        progress=sys.stderr.isatty(),
-        decoder=make_decoder(args, loaded.charset)[0],
+        reader, dataset, splits, args.on_error, max_lines=args.max_lines, progress=sys.stderr.isatty()
     )
     trained_on = loaded.meta.data.get("train_split")
     unread = [*dataset.skipped, *(m for r in results for m in r.skipped_lines)]

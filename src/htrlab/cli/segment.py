@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from htrlab.cli.common import (
     add_input_options,
@@ -52,54 +51,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from htrlab.data.images import load_gray
-    from htrlab.data.preprocess import preprocess
-    from htrlab.errors import DataError
+    from htrlab.decoding.config import DecoderConfig
+    from htrlab.reading import Reader, page_sources
     from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import predict
     from htrlab.segment.draw import draw_layout
-    from htrlab.segment.orient import oriented_line_cuts
 
-    sources, failed = input_pages([Path(p) for p in args.images], args.on_error)
+    pages, failed = input_pages([Path(p) for p in args.images], args.on_error)
     for src, problem in failed.items():
         print(f"{src}: {problem}", file=sys.stderr)
     out = Path(args.output)
-    single = len(sources) == 1 and out.suffix.lower() == ".xml"
-    targets = {sources[0]: out} if single else xml_targets(sources, out)
+    single = len(pages) == 1 and out.suffix.lower() == ".xml"
+    targets = {str(pages[0]): out} if single else {str(k): v for k, v in xml_targets(pages, out).items()}
     check_writable(out, "-o", folder=not single)
-    check_show(args.show, len(sources) > 1)
-    cfg = segment_config(args)
+    check_show(args.show, len(pages) > 1)
+    # the recogniser only checks which way up a page is read better (--orientation auto)
     engine = load_engine(args.model, "auto", 0) if args.orientation == "auto" else None
-
-    def read(crops: list[Any]) -> list[Any]:
-        assert engine is not None
-        lines = [preprocess(c, engine.preprocess, "(orientation check)") for c in crops]
-        return predict(engine, engine.charset, lines)
-
-    for src in page_progress(sources):
-        if src in failed:
+    reader = Reader(engine, None, DecoderConfig(decoder="greedy"), segment_config(args))
+    readable = {str(p): p for p in pages if p not in failed}
+    n_bad = len(failed)
+    found = reader.find_lines(
+        page_sources(list(readable.values()), pdf_dpi=args.pdf_dpi),
+        args.orientation,
+        args.on_error,
+        progress=page_progress,
+    )
+    for page in found:
+        if page.error is not None or page.image is None:
+            tqdm.write(f"{page.source}: {page.error}", file=sys.stderr)
+            n_bad += 1
             continue
-        try:
-            gray = load_gray(src.path, src.page, args.pdf_dpi)
-            found = oriented_line_cuts(
-                gray, "page", cfg, str(src), "outline", args.orientation, read if engine else None
-            )
-            layout = found.layout
-        except DataError as exc:
-            if args.on_error == "error":
-                raise
-            tqdm.write(f"{src}: {exc}", file=sys.stderr)
-            failed[src] = str(exc)
-            continue
-        target = targets[src]
-        write_layout_xml(args.format, src, layout, gray, target)
+        src, target, layout = readable[page.source], targets[page.source], page.layout
+        write_layout_xml(args.format, src, layout, page.image, target)
         if args.show:
-            draw_layout(gray, layout, show_path(args.show, src.stem, len(sources) > 1))
-        turned = f", turned {90 * found.quarter_turns} deg clockwise" if found.quarter_turns else ""
+            draw_layout(page.image, layout, show_path(args.show, src.stem, len(pages) > 1))
+        turned = f", turned {page.rotation} deg clockwise" if page.rotation else ""
         tqdm.write(
-            f"{src}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg{turned} -> {target}",
+            f"{page.source}: {len(layout.lines)} lines, skew {layout.skew_degrees:+.1f} deg{turned} -> {target}",
             file=sys.stderr,
         )
-    if failed:
-        print(f"{len(failed)} of {len(sources)} images or pages could not be read", file=sys.stderr)
-    return 1 if len(failed) == len(sources) else 0
+    if n_bad:
+        print(f"{n_bad} of {len(pages)} images or pages could not be read", file=sys.stderr)
+    return 1 if n_bad == len(pages) else 0

@@ -13,7 +13,7 @@ from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.models.checkpoint import LoadedModel
 from htrlab.reading.engines import Engine
-from htrlab.reading.predict import predict
+from htrlab.reading.reader import Reader
 from htrlab.text.metrics import count_errors
 
 
@@ -37,24 +37,23 @@ class SplitResult:
 
 
 def evaluate_splits(
-    loaded: LoadedModel | Engine,
+    reader: Reader | LoadedModel | Engine,
     dataset: str | Path | Dataset,
     splits: list[str],
-    batch_size: int = 32,
     on_error: str = "error",
     drop_empty: bool = True,
     max_lines: int = 0,
     cache_dir: Path | None = None,
     progress: bool = True,
-    decoder: Any = None,
 ) -> list[SplitResult]:
-    """Decode each split of ``dataset`` with ``loaded`` (a checkpoint or an engine, e.g. ONNX) and score it
-    (CER, WER). Decoding is greedy unless ``decoder`` (e.g. a :class:`htrlab.decoding.beam.BeamDecoder`) is
-    given."""
+    """Read each split of ``dataset`` with ``reader`` (:class:`htrlab.reading.Reader`: its decoder, its batch
+    size) and score it (CER, WER). A loaded checkpoint or an engine is read greedily, in batches of 32
+    (:meth:`Reader.of`)."""
+    if not isinstance(reader, Reader):
+        reader = Reader.of(reader)
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset, on_error=on_error)
-    train_fps = set(loaded.meta.data.get("train_fingerprints", []))
-    train_keys = set(loaded.meta.data.get("train_line_keys", []))
-    model = loaded.model if isinstance(loaded, LoadedModel) else loaded
+    train_fps = set(reader.meta.data.get("train_fingerprints", []))
+    train_keys = set(reader.meta.data.get("train_line_keys", []))
     results = []
     for split in splits:
         samples = [s for s in ds.split(split) if s.text or not drop_empty]
@@ -62,14 +61,14 @@ def evaluate_splits(
             samples = samples[:max_lines]
         lines = prepare_lines(
             samples,
-            loaded.preprocess,
+            reader.preprocess,
             on_error,
             cache_dir or default_cache_dir(),
             progress=progress,
             desc=split,
         )
         t0 = time.perf_counter()
-        preds = predict(model, loaded.charset, lines.images, batch_size, decoder=decoder)
+        preds = reader.read_prepared(lines.images)
         secs = time.perf_counter() - t0
         counts = count_errors(lines.texts, [p.text for p in preds])
         # a training line: the same image, or the same line (id and text) of the same data cut another way

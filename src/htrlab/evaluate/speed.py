@@ -28,7 +28,7 @@ from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.models.base import is_seq2seq
 from htrlab.models.checkpoint import make_meta
 from htrlab.reading.engines import Engine, load_engine
-from htrlab.reading.predict import predict
+from htrlab.reading.reader import Reader
 from htrlab.text.charset import Charset
 
 
@@ -200,7 +200,7 @@ def resolve_models(
 
 def _run(engine: Engine, images: Sequence[np.ndarray], batch_size: int) -> int:
     """One pass over all lines (width-bucketed batches); returns the number of decoded characters."""
-    return sum(len(d.text) for d in predict(engine, engine.charset, images, batch_size))
+    return sum(len(d.text) for d in Reader.of(engine, batch_size=batch_size).read_prepared(images))
 
 
 def gflops_per_line(engine: Engine, image: np.ndarray) -> float | None:

@@ -14,6 +14,6 @@ this package.
 """
 
 from htrlab.decoding.config import DecoderConfig
-from htrlab.reading.reader import Page, Reader, Source, load, sources_of
+from htrlab.reading.reader import Page, Reader, Source, load, page_sources, sources_of
 
-__all__ = ["DecoderConfig", "Page", "Reader", "Source", "load", "sources_of"]
+__all__ = ["DecoderConfig", "Page", "Reader", "Source", "load", "page_sources", "sources_of"]

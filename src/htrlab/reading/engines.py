@@ -24,7 +24,7 @@ import torch
 from htrlab.config import from_dict
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import CheckpointError, ConfigError
-from htrlab.models.checkpoint import META_KEY, CheckpointMeta, load_checkpoint
+from htrlab.models.checkpoint import META_KEY, CheckpointMeta, LoadedModel, load_checkpoint
 from htrlab.text.charset import Charset
 
 ENGINES = ("torch", "onnx", "openvino")
@@ -79,7 +79,12 @@ def torch_engine(path: str | Path, threads: int = 0, precision: str = "fp32") ->
     _check_precision(precision, "torch")
     if threads > 0:
         torch.set_num_threads(threads)
-    loaded = load_checkpoint(path)
+    return engine_of(load_checkpoint(path), precision)
+
+
+def engine_of(loaded: LoadedModel, precision: str = "fp32") -> Engine:
+    """The PyTorch engine of a checkpoint already loaded (its model is put in eval mode)."""
+    _check_precision(precision, "torch")
     model = loaded.model.eval()
 
     @torch.no_grad()
@@ -90,7 +95,7 @@ def torch_engine(path: str | Path, threads: int = 0, precision: str = "fp32") ->
     params = sum(p.numel() for p in model.parameters())
     return Engine(
         "torch",
-        Path(path),
+        loaded.path,
         loaded.charset,
         loaded.preprocess,
         loaded.meta,

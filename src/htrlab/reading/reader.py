@@ -163,8 +163,6 @@ def sources_of(images: Any, on_error: str = "error", pdf_dpi: float | None = Non
     source whose loading raises the reason (read as a :class:`Page` with ``error``)."""
     from PIL import Image
 
-    from htrlab.data.images import load_gray
-
     items = images if isinstance(images, list | tuple) else [images]
     out: list[Source] = []
     paths: list[Path] = []
@@ -175,9 +173,7 @@ def sources_of(images: Any, on_error: str = "error", pdf_dpi: float | None = Non
         from htrlab.data.documents import input_pages  # the one place that expands folders, PDFs and TIFFs
 
         pages, bad = input_pages(list(paths), on_error)
-        for src in pages:
-            load = _refused(bad[src]) if src in bad else _loader(load_gray, src, pdf_dpi)
-            out.append(Source(str(src), load, src.path, src.page))
+        out.extend(page_sources(pages, bad, pdf_dpi))
         paths.clear()
 
     for k, item in enumerate(items):
@@ -195,6 +191,22 @@ def sources_of(images: Any, on_error: str = "error", pdf_dpi: float | None = Non
             )
     flush_paths()
     return out
+
+
+def page_sources(
+    pages: Sequence[Any], refused: dict[Any, str] | None = None, pdf_dpi: float | None = None
+) -> list[Source]:
+    """Sources of pages already listed (:class:`htrlab.data.documents.PageSource`, from ``input_pages``); a page
+    in ``refused`` is a source whose loading raises the reason given."""
+    from htrlab.data.images import load_gray
+
+    refused = refused or {}
+    return [
+        Source(
+            str(p), _refused(refused[p]) if p in refused else _loader(load_gray, p, pdf_dpi), p.path, p.page
+        )
+        for p in pages
+    ]
 
 
 def _loader(load_gray: Any, src: Any, dpi: float | None) -> Callable[[], np.ndarray]:
@@ -231,9 +243,38 @@ class Reader:
         self.batch_size = batch_size
         self.device = device
 
+    @classmethod
+    def of(
+        cls,
+        model: Any,
+        decoder: Any = None,
+        decoder_config: DecoderConfig | None = None,
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> Reader:
+        """A Reader for a model already in memory: an engine (:func:`htrlab.reading.engines.load_engine`) or a
+        loaded checkpoint (:class:`htrlab.models.checkpoint.LoadedModel`, as training and benchmarks hold
+        one). Greedy unless ``decoder`` (built from ``decoder_config``) is given."""
+        from htrlab.reading.engines import Engine, engine_of
+
+        engine = model if isinstance(model, Engine) else engine_of(model)
+        if decoder_config is None:
+            decoder_config = DecoderConfig(decoder="greedy" if decoder is None else "beam")
+        return cls(engine, decoder, decoder_config, batch_size=batch_size, device=device)
+
     @property
     def charset(self) -> Any:
         return self.engine.charset
+
+    @property
+    def preprocess(self) -> Any:
+        """How this model's lines are prepared (:class:`htrlab.data.preprocess.PreprocessConfig`)."""
+        return self.engine.preprocess
+
+    @property
+    def meta(self) -> Any:
+        """What the model file says about itself (:class:`htrlab.models.checkpoint.CheckpointMeta`)."""
+        return self.engine.meta
 
     def read(
         self,
@@ -274,13 +315,71 @@ class Reader:
         ]
         return [(d.text, d.confidence) for d in self._decode(lines)]
 
-    def _decode(self, lines: list[np.ndarray], greedy: bool = False) -> list[Any]:
+    def read_prepared(self, lines: Sequence[np.ndarray], greedy: bool = False) -> list[Any]:
+        """Read lines already preprocessed for this model (:attr:`preprocess`; e.g. the cached lines of a
+        dataset): one :class:`htrlab.decoding.greedy.Decoded` (``text``, ``confidence``) each, in order, with
+        this reader's decoder (greedy: best path)."""
         from htrlab.reading.predict import predict
 
-        if not lines:
+        if not len(lines):
             return []
         decoder = None if greedy else self.decoder
         return predict(self.engine, self.charset, lines, self.batch_size, self.device, decoder=decoder)
+
+    def _decode(self, lines: list[np.ndarray], greedy: bool = False) -> list[Any]:
+        return self.read_prepared(lines, greedy)
+
+    def _cut(
+        self,
+        src: Source,
+        layout: str,
+        line_crop: str,
+        orientation: str,
+        note: Callable[[str], None] | None,
+    ) -> tuple[np.ndarray, Any]:
+        """Load ``src``, turn it upright and find and cut its lines (``htrlab.segment.orient``); the
+        orientation check reads crops greedily with this reader's model (a reader without one takes pages
+        as they are unless ``orientation`` names a turn)."""
+        from htrlab.data.preprocess import preprocess
+        from htrlab.segment.orient import oriented_line_cuts
+
+        gray = src.load()
+
+        def read(crops: list[Any], name: str = str(src)) -> list[Any]:
+            lines = [preprocess(c, self.engine.preprocess, f"{name} (orientation)") for c in crops]
+            return self._decode(lines, greedy=True)
+
+        reading = read if self.engine is not None else None
+        found = oriented_line_cuts(gray, layout, self.segment, str(src), line_crop, orientation, reading)
+        if found.quarter_turns and orientation == "auto" and note is not None:
+            note(
+                f"{src}: read turned {90 * found.quarter_turns} degrees clockwise (--orientation 0 reads it as it is)"
+            )
+        return gray, found
+
+    def find_lines(
+        self,
+        sources: Iterable[Source],
+        orientation: str = "auto",
+        on_error: str = "error",
+        progress: Callable[[list[Source]], Iterable[Source]] | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> Iterator[Page]:
+        """The lines of each page of ``sources``, found and not read (``htrlab segment``): one :class:`Page`
+        each (``mode`` ``"page"``; the lines' text empty; the image kept), in order. Under ``on_error="skip"``
+        a page that cannot be read is a :class:`Page` with ``error``; under ``"error"`` it raises."""
+        for src in progress(list(sources)) if progress else sources:
+            page = Page(str(src), src.path, src.page)
+            try:
+                gray, found = self._cut(src, "page", "outline", orientation, note)
+            except DataError as exc:
+                if on_error == "error":
+                    raise
+                yield replace(page, error=str(exc))
+                continue
+            yield replace(
+                page, layout=found.layout, mode=found.mode, rotation=90 * found.quarter_turns, image=gray
+            )
 
     def read_sources(
         self,
@@ -300,7 +399,6 @@ class Reader:
         caller keeps what was read if a later image stops the run). Under ``on_error="error"`` the first image
         that cannot be read raises :class:`DataError` after the pages before it are yielded."""
         from htrlab.data.preprocess import preprocess
-        from htrlab.segment.orient import oriented_line_cuts
         from htrlab.segment.read import more_confident
 
         if layout not in LAYOUTS:
@@ -327,17 +425,7 @@ class Reader:
         for src in progress(list(sources)) if progress else sources:
             page = Page(str(src), src.path, src.page)
             try:
-                gray = src.load()
-
-                def read(crops: list[Any], name: str = str(src)) -> list[Any]:
-                    lines = [preprocess(c, self.engine.preprocess, f"{name} (orientation)") for c in crops]
-                    return self._decode(lines, greedy=True)
-
-                found = oriented_line_cuts(gray, layout, self.segment, str(src), line_crop, orientation, read)
-                if found.quarter_turns and orientation == "auto" and note is not None:
-                    note(
-                        f"{src}: read turned {90 * found.quarter_turns} degrees clockwise (--orientation 0 reads it as it is)"
-                    )
+                gray, found = self._cut(src, layout, line_crop, orientation, note)
                 # the lines the orientation check read greedily are not read again when decoding is greedy too
                 known = found.readings if self.decoder is None else {}
                 ways = [known.get(way) or [None] * len(cut) for way, cut in enumerate(found.cuts)]
@@ -421,4 +509,4 @@ def load(
     return Reader(eng, dec, resolved, seg, batch_size, device)
 
 
-__all__ = ["DecoderConfig", "Page", "Reader", "Source", "load", "sources_of"]
+__all__ = ["DecoderConfig", "Page", "Reader", "Source", "load", "page_sources", "sources_of"]
