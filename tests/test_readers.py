@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import IAM_SAMPLE, make_page, render_line, save_png
 from htrlab.data import open_dataset
 from htrlab.data.dataset import detect_format
-from htrlab.data.images import crop_polygon, load_gray
+from htrlab.data.images import load_gray
+from htrlab.data.linecrop import crop_polygon
 from htrlab.data.readers import Problems, read_alto_file, read_bentham, read_cvl, read_iam, read_page_file
 from htrlab.data.readers.cvl import is_english
 from htrlab.errors import DataError, ImageReduced

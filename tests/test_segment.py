@@ -13,14 +13,16 @@ import pytest
 
 from conftest import HOOKER, render_line, save_png
 from htrlab.cli.main import main
+from htrlab.data.layout import PageLayout, TextLine
+from htrlab.data.linecrop import cut_found_line
 from htrlab.data.readers.alto import read_alto_file
 from htrlab.data.readers.pagexml import read_page_file
 from htrlab.errors import ConfigError, DataError
 from htrlab.segment import segment_lines
 from htrlab.segment.evaluate import match_lines
 from htrlab.segment.export import read_layout, write_alto, write_page_xml
-from htrlab.segment.lines import PageLayout, TextLine, reading_order
-from htrlab.segment.read import crop_line, lines_of
+from htrlab.segment.lines import reading_order
+from htrlab.segment.read import lines_of
 
 PAGE_TEXT = [
     "My dear Dyer, I return the letter",
@@ -63,7 +65,7 @@ def test_lines_of_a_page_are_found_in_reading_order(angle: float) -> None:
     assert tops == sorted(tops)
     assert abs(layout.skew_degrees - angle) <= 1.0
     # crops come out upright: a straight line's crop is about as tall as the rendered line
-    crop = crop_line(page, layout.lines[0])
+    crop = cut_found_line(page, layout.lines[0])
     assert crop.shape[0] < 2.2 * (boxes[0][:, 1].max() - boxes[0][:, 1].min())
 
 

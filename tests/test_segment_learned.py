@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from htrlab.data.layout import PageLayout, TextLine
 from htrlab.errors import CheckpointError, ConfigError
 from htrlab.models.checkpoint import save_weights
 from htrlab.segment import segment_lines
@@ -22,7 +23,7 @@ from htrlab.segment.learned import (
     load_detector,
     save_detector,
 )
-from htrlab.segment.lines import PageLayout, SegmentConfig, TextLine
+from htrlab.segment.lines import SegmentConfig
 from htrlab.synth.pages import synthetic_page
 from htrlab.synth.render import FontInfo
 from htrlab.train.segmenter import train_segmenter

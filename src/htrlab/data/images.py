@@ -144,46 +144,6 @@ def background_level(gray: np.ndarray, mask: np.ndarray | None = None) -> int:
     return int(np.percentile(values, 90))
 
 
-def crop_polygon(page: np.ndarray, polygon: np.ndarray, source: str = "") -> np.ndarray:
-    """Crop the bounding box of ``polygon`` (K, 2) [x, y] from ``page``; pixels outside it become paper.
-
-    Setting the outside to the page background keeps ascenders/descenders of neighbouring lines out of the crop.
-
-    Raises:
-        DataError: if the polygon is degenerate or lies outside the page.
-    """
-    h, w = page.shape[:2]
-    pts = np.asarray(polygon, dtype=np.int64).reshape(-1, 2)
-    if len(pts) < 2:
-        raise DataError(f"{source}: polygon has fewer than 2 points")
-    x0, y0 = np.clip(pts.min(0), 0, [w, h])
-    x1, y1 = np.clip(pts.max(0) + 1, 0, [w, h])
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise DataError(
-            f"{source}: line polygon {pts.min(0).tolist()}-{pts.max(0).tolist()} is empty or outside the "
-            f"{w}x{h} page"
-        )
-    crop = np.array(page[y0:y1, x0:x1])
-    if len(pts) < 3:
-        return crop
-    mask = np.zeros(crop.shape, dtype=np.uint8)
-    cv2.fillPoly(mask, [(pts - [x0, y0]).astype(np.int32)], 1)
-    inside = mask.astype(bool)
-    if inside.sum() < 4:
-        return crop
-    crop[~inside] = background_level(crop, inside)
-    return crop
-
-
-def crop_box(page: np.ndarray, x: int, y: int, w: int, h: int, source: str = "") -> np.ndarray:
-    """Crop an axis-aligned box; raises :class:`DataError` if it is empty after clipping to the page."""
-    ph, pw = page.shape[:2]
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(pw, x + w), min(ph, y + h)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        raise DataError(f"{source}: box x={x} y={y} w={w} h={h} is empty or outside the {pw}x{ph} page")
-    return np.array(page[y0:y1, x0:x1])
-
-
 def parse_points(text: str, source: str) -> np.ndarray:
     """Parse PAGE-XML ``points="x1,y1 x2,y2 ..."`` (or ALTO ``"x1 y1 x2 y2 ..."``) into (K, 2) ints."""
     raw = text.replace(",", " ").split()
@@ -249,3 +209,28 @@ def htrlab_output(path: str | Path) -> str | None:
     except Exception:  # not an image, unreadable, ...: not ours; reading it later names its problem
         return None
     return mark.split(": ", 1)[-1] if mark.startswith(OUTPUT_MARK) else None
+
+
+def ink_level(gray: np.ndarray) -> np.ndarray:
+    """Paper-normalised ink level in [0, 1] (float32): 1 - grey / paper, the paper estimated by a median
+    filter about 1/20 of the shorter side wide (at quarter resolution for images over 200 px); photos with
+    shading and stains become flat."""
+    g = gray.astype(np.float32)
+    reduce = min(g.shape) > 200
+    small = cv2.resize(g, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) if reduce else g
+    k = max(15, (min(gray.shape) // 20) | 1)
+    kernel = min(max(3, (k // 4 if reduce else k) | 1), 255)
+    bg: np.ndarray = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), kernel).astype(np.float32)
+    if reduce:
+        bg = cv2.resize(bg, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR)
+    out: np.ndarray = np.clip(1.0 - g / np.maximum(bg, 1.0), 0.0, 1.0)
+    return out
+
+
+def ink_map(gray: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
+    """Binary ink (uint8 0/1) of a grey image: Otsu's threshold (at least 40/255 of ink contrast) on its
+    ink level (``ink_level``, or ``level`` when the caller has it)."""
+    ink = ink_level(gray) if level is None else level
+    u8 = (ink * 255).astype(np.uint8)
+    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return (u8 > max(t, 40)).astype(np.uint8)

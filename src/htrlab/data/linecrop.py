@@ -1,4 +1,12 @@
-"""Cutting a text line out of its page along its baseline.
+"""Cutting text lines out of pages: the one module that turns a line's geometry into a line image.
+
+- :func:`cut_line`: a page format's line in one of :data:`LINE_CROPS` (datasets, training, evaluation);
+- :func:`cut_found_line`: a line the segmenter found, by its outline, upright and trimmed to its ink
+  (``htrlab.segment.read`` cuts found lines with it or with :func:`crop_baseline_band`);
+- the pieces: :func:`crop_baseline_band`, :func:`ink_box`, :func:`trim_to_ink`, :func:`crop_polygon`,
+  :func:`crop_box`.
+
+The band around the baseline:
 
 Page formats give each line an outline polygon and a baseline. Transkribus-style outlines (the Hooker letters'
 among them) are zig-zags that often run through the line's own ascenders and descenders, and some are only a
@@ -19,12 +27,14 @@ dewarping) come with their whole training stack and torchvision.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
-from htrlab.data.images import background_level
+from htrlab.data.images import background_level, ink_map
+from htrlab.data.layout import TextLine
 from htrlab.errors import ConfigError, DataError
 
 # How a page line is cut out (``data.line_crop``, ``evaluate --line-crop``): "band" around the baseline
@@ -261,8 +271,6 @@ def cut_line(
     Raises:
         DataError: a line with no usable geometry or entirely outside the page.
     """
-    from htrlab.data.images import background_level, crop_box, crop_polygon
-
     h, w = page.shape[:2]
     poly = None if polygon is None or len(polygon) < 2 else np.asarray(polygon, np.int64).reshape(-1, 2)
     if style == "band" and baseline is not None and spacing:
@@ -315,3 +323,97 @@ def cut_line(
         t, b, left, right = (int(rng.uniform(0, f * tall)) for f in reach)
     cut = crop_box(page, x0 - left, y0 - t, x1 - x0 + left + right, y1 - y0 + t + b, source)
     return _paper_tone(cut, rng) if rng is not None and rng.random() < 0.5 else cut
+
+
+def cut_found_line(page: np.ndarray, line: TextLine, margin: float = 4.0) -> np.ndarray:
+    """A line found on an image (``htrlab.segment``) cut by its outline: its pixels, rotated so that its
+    baseline is horizontal, outside its polygon set to paper, trimmed to its ink (:func:`trim_to_ink`)."""
+    poly = np.asarray(line.polygon, dtype=np.float64)
+    x0, y0 = np.floor(poly.min(0) - margin).astype(int)
+    x1, y1 = np.ceil(poly.max(0) + margin).astype(int)
+    H, W = page.shape
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+    crop = np.array(page[y0:y1, x0:x1])
+    if crop.size == 0:
+        return crop
+    mask = np.zeros(crop.shape, np.uint8)
+    if len(poly) >= 3:
+        cv2.fillPoly(mask, [np.round(poly - [x0, y0]).astype(np.int32)], 1)
+    else:
+        mask[:] = 1
+    paper = background_level(crop, mask.astype(bool)) if mask.any() else 255
+    crop[mask == 0] = paper
+    b = np.asarray(line.baseline, dtype=np.float64)
+    if len(b) >= 2 and b[-1, 0] != b[0, 0]:
+        angle = math.degrees(math.atan2(b[-1, 1] - b[0, 1], b[-1, 0] - b[0, 0]))
+        if abs(angle) > 0.3:
+            h, w = crop.shape
+            m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+            cos, sin = abs(m[0, 0]), abs(m[0, 1])
+            nw, nh = int(h * sin + w * cos), int(h * cos + w * sin)
+            m[0, 2] += nw / 2 - w / 2
+            m[1, 2] += nh / 2 - h / 2
+            crop = cv2.warpAffine(crop, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=int(paper))
+    return trim_to_ink(crop, paper)
+
+
+def trim_to_ink(
+    gray: np.ndarray, paper: int | None = None, pad: int = 4, ink: np.ndarray | None = None
+) -> np.ndarray:
+    """Cut the paper margins around the ink (keeping ``pad`` pixels): a line in a wide margin would be shrunk
+    by the height normalisation. ``ink``: the image's binary ink map when the caller has it.
+
+    A line given on its own is read trimmed like this, not cut as a baseline band as page lines are: for the
+    bundled model (trained on bands and on tightly cut synthetic lines) a band re-cut around a lone line's
+    fitted baseline read worse on every set tried (Hooker val band crops 19.5 -> 30.0 % CER, held-out
+    handwriting fonts 27.8 -> 34.0 %, printed 0.23 -> 1.33 %; docs/RESULTS.md)."""
+    if gray.size == 0:
+        return gray
+    if ink is None and min(gray.shape) >= 8:
+        ink = ink_map(gray)
+    elif ink is None:
+        ink = gray < (background_level(gray) if paper is None else paper) - 40
+    ys, xs = np.nonzero(ink)
+    if not len(xs):
+        return gray
+    return gray[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
+
+
+def crop_polygon(page: np.ndarray, polygon: np.ndarray, source: str = "") -> np.ndarray:
+    """Crop the bounding box of ``polygon`` (K, 2) [x, y] from ``page``; pixels outside it become paper.
+
+    Setting the outside to the page background keeps ascenders/descenders of neighbouring lines out of the crop.
+
+    Raises:
+        DataError: if the polygon is degenerate or lies outside the page.
+    """
+    h, w = page.shape[:2]
+    pts = np.asarray(polygon, dtype=np.int64).reshape(-1, 2)
+    if len(pts) < 2:
+        raise DataError(f"{source}: polygon has fewer than 2 points")
+    x0, y0 = np.clip(pts.min(0), 0, [w, h])
+    x1, y1 = np.clip(pts.max(0) + 1, 0, [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(
+            f"{source}: line polygon {pts.min(0).tolist()}-{pts.max(0).tolist()} is empty or outside the "
+            f"{w}x{h} page"
+        )
+    crop = np.array(page[y0:y1, x0:x1])
+    if len(pts) < 3:
+        return crop
+    mask = np.zeros(crop.shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [(pts - [x0, y0]).astype(np.int32)], 1)
+    inside = mask.astype(bool)
+    if inside.sum() < 4:
+        return crop
+    crop[~inside] = background_level(crop, inside)
+    return crop
+
+
+def crop_box(page: np.ndarray, x: int, y: int, w: int, h: int, source: str = "") -> np.ndarray:
+    """Crop an axis-aligned box; raises :class:`DataError` if it is empty after clipping to the page."""
+    ph, pw = page.shape[:2]
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(pw, x + w), min(ph, y + h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        raise DataError(f"{source}: box x={x} y={y} w={w} h={h} is empty or outside the {pw}x{ph} page")
+    return np.array(page[y0:y1, x0:x1])

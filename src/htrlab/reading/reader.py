@@ -39,7 +39,7 @@ class Page:
         mode: ``"page"`` (lines found and read one by one) or ``"line"`` (the image read as one line or word).
         rotation: degrees the image was turned clockwise to be read upright (coordinates stay those of the
             image as given).
-        layout: the lines (:class:`htrlab.segment.lines.TextLine`: ``text``, ``confidence``, ``box``,
+        layout: the lines (:class:`htrlab.data.layout.TextLine`: ``text``, ``confidence``, ``box``,
             ``polygon``, ``baseline``) and the page size.
         image: the grayscale image as given (the one the coordinates refer to), or ``None`` when not kept.
         error: why the image could not be read (then there are no lines).

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from htrlab.data.images import save_output_image
-from htrlab.segment.lines import PageLayout
+from htrlab.data.layout import PageLayout
 
 _COLOURS = [(220, 40, 40), (30, 120, 220), (20, 160, 60), (200, 120, 0), (150, 50, 200)]
 

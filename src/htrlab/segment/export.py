@@ -14,11 +14,11 @@ import numpy as np
 from lxml import etree
 
 from htrlab.data.images import MAX_COORD, check_on_page, parse_points
+from htrlab.data.layout import PageLayout, TextLine
 from htrlab.data.readers.alto import line_text as alto_line_text
 from htrlab.data.readers.common import local, parse_xml
 from htrlab.data.readers.pagexml import line_text as page_line_text
 from htrlab.errors import DataError
-from htrlab.segment.lines import PageLayout, TextLine
 
 PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"

@@ -30,11 +30,13 @@ project can depend on offline; the learned detector here is 0.24 M parameters an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from htrlab.data.images import ink_level, ink_map
+from htrlab.data.layout import PageLayout, TextLine
 from htrlab.data.linecrop import baseline_y
 from htrlab.errors import ConfigError, DataError
 
@@ -54,61 +56,12 @@ class SegmentConfig:
     detector: str | None = None
 
 
-@dataclass
-class TextLine:
-    """A found line in page coordinates: outline polygon (K, 2), baseline (M, 2), box (x, y, w, h)."""
-
-    polygon: np.ndarray
-    baseline: np.ndarray
-    box: tuple[int, int, int, int]
-    id: str = ""
-    text: str = ""
-    confidence: float | None = None
-    ink: int = 0  # ink pixels found for the line (at the analysis resolution)
-
-
-@dataclass
-class PageLayout:
-    width: int
-    height: int
-    lines: list[TextLine] = field(default_factory=list)
-    skew_degrees: float = 0.0
-    char_height: float = 0.0
-    # clockwise quarter turns the image needed to be read upright (htrlab.segment.orient)
-    quarter_turns: int = 0
-
-
 def area_weighted_median(values: np.ndarray, areas: np.ndarray) -> float:
     """The value below which half the total area lies (components' sizes weighted by their ink, so that
     specks and broken strokes do not pull it down)."""
     order = np.argsort(values)
     cum = np.cumsum(areas[order])
     return float(values[order][np.searchsorted(cum, cum[-1] / 2)])
-
-
-def ink_level(gray: np.ndarray) -> np.ndarray:
-    """Paper-normalised ink level in [0, 1] (float32): 1 - grey / paper, the paper estimated by a median
-    filter about 1/20 of the shorter side wide (at quarter resolution for images over 200 px); photos with
-    shading and stains become flat."""
-    g = gray.astype(np.float32)
-    reduce = min(g.shape) > 200
-    small = cv2.resize(g, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) if reduce else g
-    k = max(15, (min(gray.shape) // 20) | 1)
-    kernel = min(max(3, (k // 4 if reduce else k) | 1), 255)
-    bg: np.ndarray = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), kernel).astype(np.float32)
-    if reduce:
-        bg = cv2.resize(bg, (g.shape[1], g.shape[0]), interpolation=cv2.INTER_LINEAR)
-    out: np.ndarray = np.clip(1.0 - g / np.maximum(bg, 1.0), 0.0, 1.0)
-    return out
-
-
-def ink_map(gray: np.ndarray, level: np.ndarray | None = None) -> np.ndarray:
-    """Binary ink (uint8 0/1) of a grey image: Otsu's threshold (at least 40/255 of ink contrast) on its
-    ink level (``ink_level``, or ``level`` when the caller has it)."""
-    ink = ink_level(gray) if level is None else level
-    u8 = (ink * 255).astype(np.uint8)
-    t, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return (u8 > max(t, 40)).astype(np.uint8)
 
 
 def _clean(binary: np.ndarray) -> tuple[np.ndarray, float]:

@@ -34,8 +34,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from htrlab.data.layout import PageLayout
 from htrlab.errors import ConfigError
-from htrlab.segment.lines import PageLayout, SegmentConfig, analysis_view, area_weighted_median
+from htrlab.segment.lines import SegmentConfig, analysis_view, area_weighted_median
 
 ORIENTATIONS = ("auto", "0", "90", "180", "270")
 PAGE_EXTENT = 6.0  # ink spans at least this many character sizes across and down: a page, not a line

@@ -4,24 +4,17 @@ straightened (as training lines of PAGE-XML pages are cut), or its outline rotat
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
-from htrlab.data.images import background_level
-from htrlab.data.linecrop import crop_baseline_band, crop_style, line_spacing
+from htrlab.data.images import ink_map
+from htrlab.data.layout import PageLayout, TextLine
+from htrlab.data.linecrop import crop_baseline_band, crop_style, cut_found_line, line_spacing, trim_to_ink
 from htrlab.errors import ConfigError
-from htrlab.segment.lines import (
-    PageLayout,
-    SegmentConfig,
-    TextLine,
-    area_weighted_median,
-    ink_map,
-    segment_lines,
-)
+from htrlab.segment.lines import SegmentConfig, area_weighted_median, segment_lines
 
 LAYOUTS = ("auto", "word", "line", "page")
 PAGE_CUTS = ("band", "outline")  # how lines a segmenter found are cut (an outline is trimmed to its ink)
@@ -46,59 +39,6 @@ def whole_image_line(gray: np.ndarray) -> TextLine:
     h, w = gray.shape
     poly = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
     return TextLine(poly, np.array([[0, h - 1], [w - 1, h - 1]]), (0, 0, w, h), "l1")
-
-
-def crop_line(page: np.ndarray, line: TextLine, margin: float = 4.0) -> np.ndarray:
-    """The line's pixels, rotated so that its baseline is horizontal, outside its polygon set to paper."""
-    poly = np.asarray(line.polygon, dtype=np.float64)
-    x0, y0 = np.floor(poly.min(0) - margin).astype(int)
-    x1, y1 = np.ceil(poly.max(0) + margin).astype(int)
-    H, W = page.shape
-    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
-    crop = np.array(page[y0:y1, x0:x1])
-    if crop.size == 0:
-        return crop
-    mask = np.zeros(crop.shape, np.uint8)
-    if len(poly) >= 3:
-        cv2.fillPoly(mask, [np.round(poly - [x0, y0]).astype(np.int32)], 1)
-    else:
-        mask[:] = 1
-    paper = background_level(crop, mask.astype(bool)) if mask.any() else 255
-    crop[mask == 0] = paper
-    b = np.asarray(line.baseline, dtype=np.float64)
-    if len(b) >= 2 and b[-1, 0] != b[0, 0]:
-        angle = math.degrees(math.atan2(b[-1, 1] - b[0, 1], b[-1, 0] - b[0, 0]))
-        if abs(angle) > 0.3:
-            h, w = crop.shape
-            m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-            cos, sin = abs(m[0, 0]), abs(m[0, 1])
-            nw, nh = int(h * sin + w * cos), int(h * cos + w * sin)
-            m[0, 2] += nw / 2 - w / 2
-            m[1, 2] += nh / 2 - h / 2
-            crop = cv2.warpAffine(crop, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=int(paper))
-    return trim_to_ink(crop, paper)
-
-
-def trim_to_ink(
-    gray: np.ndarray, paper: int | None = None, pad: int = 4, ink: np.ndarray | None = None
-) -> np.ndarray:
-    """Cut the paper margins around the ink (keeping ``pad`` pixels): a line in a wide margin would be shrunk
-    by the height normalisation. ``ink``: the image's binary ink map when the caller has it.
-
-    A line given on its own is read trimmed like this, not cut as a baseline band as page lines are: for the
-    bundled model (trained on bands and on tightly cut synthetic lines) a band re-cut around a lone line's
-    fitted baseline read worse on every set tried (Hooker val band crops 19.5 -> 30.0 % CER, held-out
-    handwriting fonts 27.8 -> 34.0 %, printed 0.23 -> 1.33 %; docs/RESULTS.md)."""
-    if gray.size == 0:
-        return gray
-    if ink is None and min(gray.shape) >= 8:
-        ink = ink_map(gray)
-    elif ink is None:
-        ink = gray < (background_level(gray) if paper is None else paper) - 40
-    ys, xs = np.nonzero(ink)
-    if not len(xs):
-        return gray
-    return gray[max(ys.min() - pad, 0) : ys.max() + pad + 1, max(xs.min() - pad, 0) : xs.max() + pad + 1]
 
 
 def _ink_height_in_chars(binary: np.ndarray) -> float:
@@ -234,7 +174,7 @@ def cut_lines(
         # 2.2 to 3.7 character heights, as htrlab's segmenter measures them)
         spacing = min(spacing, MAX_SPACING_IN_CHARS * found.char_height)
     if spacing is None:
-        return [crop_line(gray, ln) for ln in found.lines]
+        return [cut_found_line(gray, ln) for ln in found.lines]
     # the same cut as the training lines of PAGE-XML pages (htrlab.data.linecrop)
     return [crop_baseline_band(gray, ln.baseline, spacing, ln.polygon, source=source) for ln in found.lines]
 
