@@ -36,8 +36,8 @@ from run_facts import run_facts
 from htrlab.data.dataset import open_dataset
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import predict
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import predict
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.orient import oriented_line_cuts
 from htrlab.segment.read import more_confident

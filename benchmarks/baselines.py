@@ -30,7 +30,7 @@ from run_facts import run_facts
 
 from htrlab.data.dataset import load_split_images
 from htrlab.data.preprocess import PreprocessConfig, preprocess
-from htrlab.reading.predict import predict
+from htrlab.read.predict import predict
 from htrlab.text.metrics import count_errors
 
 

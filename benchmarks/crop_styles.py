@@ -31,8 +31,8 @@ from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import LINE_CROPS
 from htrlab.decoding.beam import BeamConfig, BeamDecoder
 from htrlab.evaluate.tune import score_decoder, tune_grid
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import split_emissions
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import split_emissions
 
 
 def _floats(s: str) -> list[float]:

@@ -34,8 +34,8 @@ from htrlab.decoding.rescore import (
     tune_rescoring,
 )
 from htrlab.evaluate.tune import score_decoder, tune_grid
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import split_emissions
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import split_emissions
 from htrlab.text.metrics import count_errors
 
 

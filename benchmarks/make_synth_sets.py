@@ -97,7 +97,7 @@ def main() -> int:
     args = ap.parse_args()
     corpus = [] if args.test_only else load_corpus(args.text)
     if corpus and args.charset_of:
-        from htrlab.reading.engines import load_engine
+        from htrlab.read.engines import load_engine
 
         allowed = set(load_engine(args.charset_of, "auto", 1).charset.symbols)
         corpus = [t for t in (fit_charset(x, allowed) for x in corpus) if t]

@@ -30,8 +30,8 @@ from segmentation_synthetic import _rotate
 
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import predict
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import predict
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.orient import oriented_line_cuts, turn
 from htrlab.synth.pages import synthetic_page

@@ -25,8 +25,8 @@ from run_facts import run_facts
 from htrlab.data.images import load_gray
 from htrlab.data.preprocess import preprocess
 from htrlab.data.readers.pagexml import read_page_file
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import predict
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import predict
 from htrlab.segment.evaluate import DetectionScore, iou_matrix, match_lines
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.read import cut_lines, lines_of, more_confident

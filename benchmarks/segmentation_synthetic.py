@@ -25,8 +25,8 @@ from make_synth_sets import HELD_OUT_HAND, HELD_OUT_HAND_NPM, HELD_OUT_PRINTED, 
 from run_facts import run_facts
 
 from htrlab.data.preprocess import preprocess
-from htrlab.reading.engines import load_engine
-from htrlab.reading.predict import predict
+from htrlab.read.engines import load_engine
+from htrlab.read.predict import predict
 from htrlab.segment.evaluate import DetectionScore, match_lines
 from htrlab.segment.lines import SegmentConfig
 from htrlab.segment.read import line_cuts, more_confident

@@ -30,7 +30,7 @@ from htrlab.data.linecrop import TRAIN_CROPS, crop_style
 from htrlab.data.prepared import line_key
 from htrlab.models.checkpoint import META_KEY, load_checkpoint, read_meta
 from htrlab.models.onnx_export import export_onnx
-from htrlab.reading.engines import load_engine
+from htrlab.read.engines import load_engine
 
 CARD = """# Bundled default model
 

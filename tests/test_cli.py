@@ -267,8 +267,8 @@ def test_torch_bf16_reads_as_fp32_does(tiny_checkpoint: tuple[Path, Path]) -> No
 
     from htrlab.data.images import load_gray
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import emissions
+    from htrlab.read.engines import load_engine
+    from htrlab.read.predict import emissions
 
     ckpt, data = tiny_checkpoint
     fp32, bf16 = load_engine(ckpt, "torch", 1), load_engine(ckpt, "torch", 1, "bf16")
@@ -364,7 +364,7 @@ def test_gflops_of_autoregressive_reading_grow_with_the_tokens_generated() -> No
     from htrlab.evaluate.speed import gflops_per_line
     from htrlab.models import build_model
     from htrlab.models.checkpoint import make_meta
-    from htrlab.reading.engines import Engine
+    from htrlab.read.engines import Engine
     from htrlab.text import Charset
 
     cs = Charset(list("abcdefgh "))

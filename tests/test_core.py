@@ -244,7 +244,7 @@ def test_engines_that_read_small_runs_get_batches_cut_into_them() -> None:
     by width, and every line comes back in input order."""
     import torch
 
-    from htrlab.reading.predict import emissions
+    from htrlab.read.predict import emissions
 
     calls: list[int] = []
 

@@ -21,7 +21,7 @@ LAYERS = [
     {"lm"},
     {"decoding"},
     {"segment"},
-    {"reading"},
+    {"read"},
     {"train"},
     {"evaluate"},
     {"cli", "__init__", "__main__"},

@@ -303,7 +303,7 @@ def test_char_lm_fusion_in_trocr_search(tmp_path: Path) -> None:
     assert all(set(t) <= set("".join(TEXT)) for t in strong[0])
     # through predict(): a beam decoder's size and character LM carry over to the autoregressive search
     from htrlab.errors import ConfigError
-    from htrlab.reading.predict import predict
+    from htrlab.read.predict import predict
 
     arrays = [np.random.default_rng(i).random((s, s)).astype(np.float32) for i in range(2)]
     fused = predict(model, CS, arrays, decoder=BeamDecoder(CS, BeamConfig(beam_size=2, lm_weight=50.0), arpa))

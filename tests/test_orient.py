@@ -164,8 +164,8 @@ def test_a_real_page_on_a_dark_ground_turned_sideways(skew: float) -> None:
 
 def _bundled_reader():  # type: ignore[no-untyped-def]
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import predict
+    from htrlab.read.engines import load_engine
+    from htrlab.read.predict import predict
 
     engine = load_engine("default", "auto", 2)
     return lambda crops: predict(engine, engine.charset, [preprocess(c, engine.preprocess) for c in crops])

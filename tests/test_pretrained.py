@@ -11,7 +11,7 @@ import pytest
 from conftest import render_line
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.models import build_model
-from htrlab.reading.predict import predict
+from htrlab.read.predict import predict
 from htrlab.text import Charset
 from htrlab.text.metrics import cer
 
@@ -88,7 +88,7 @@ def test_ppocrv5_fine_tuned_weights_export_to_onnx(tmp_path) -> None:
     from htrlab.data.preprocess import PreprocessConfig
     from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
 
     cs = Charset.from_texts(["abcdef xyz"])
     model = build_model("ppocrv5-rec", len(cs))
@@ -120,7 +120,7 @@ def test_ppocrv5_at_96_px_starts_as_the_48_px_model_and_exports_to_onnx(tmp_path
     from htrlab.errors import ConfigError
     from htrlab.models.checkpoint import load_checkpoint, make_meta, save_checkpoint, warm_start
     from htrlab.models.onnx_export import export_onnx
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
 
     cs = Charset.from_texts(["abcdef xyz"])
     m48 = build_model("ppocrv5-rec", len(cs))
@@ -211,8 +211,8 @@ def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None
     not share one (htrlab.data.batching.MAX_WIDTH_SPREAD)."""
     from conftest import render_line
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import emissions
+    from htrlab.read.engines import load_engine
+    from htrlab.read.predict import emissions
 
     engine = load_engine("default", "onnx", 1)
     short = preprocess(render_line("The seeds arrived safely"), engine.preprocess)
@@ -229,8 +229,8 @@ def test_a_line_reads_the_same_alone_and_batched_with_a_much_wider_one() -> None
 def test_batches_run_on_parallel_onnx_sessions_read_as_one_session_does() -> None:
     from conftest import render_line
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import emissions
+    from htrlab.read.engines import load_engine
+    from htrlab.read.predict import emissions
 
     engine = load_engine("default", "onnx", 2)
     words = ["the", "seeds", "arrived", "safely", "at", "Kew", "in", "the", "spring", "of", "that", "year"]
@@ -247,8 +247,8 @@ def test_openvino_engine_reads_as_onnxruntime_does_and_reports_its_precision() -
     pytest.importorskip("openvino")
     from conftest import render_line
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading.engines import OPENVINO_WIDTH_STEP, load_engine
-    from htrlab.reading.predict import emissions, predict
+    from htrlab.read.engines import OPENVINO_WIDTH_STEP, load_engine
+    from htrlab.read.predict import emissions, predict
 
     ort_engine = load_engine("default", "onnx", 1)
     texts = ["The seeds arrived safely", "at Kew in the spring of 1877"]
@@ -277,7 +277,7 @@ def test_openvino_engine_reads_as_onnxruntime_does_and_reports_its_precision() -
 
 def test_bf16_precision_is_refused_where_an_engine_has_none() -> None:
     from htrlab.errors import ConfigError
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
 
     with pytest.raises(ConfigError, match="fp32 only"):
         load_engine("default", "onnx", 1, "bf16")
@@ -288,7 +288,7 @@ def test_bf16_precision_is_refused_where_an_engine_has_none() -> None:
 def test_openvino_engine_errors_name_the_file(tmp_path: Path) -> None:
     pytest.importorskip("openvino")
     from htrlab.errors import CheckpointError, ConfigError
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
 
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(b"not an onnx file")
@@ -304,7 +304,7 @@ def test_an_error_in_a_batch_worker_reaches_the_caller() -> None:
     import numpy as np
     import torch
 
-    from htrlab.reading.predict import emissions
+    from htrlab.read.predict import emissions
 
     def good(images, widths):
         return torch.zeros(images.shape[0], 4, 3), torch.full((images.shape[0],), 4)

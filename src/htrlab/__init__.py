@@ -1,7 +1,7 @@
 """htrlab: handwritten text recognition of English.
 
     import htrlab
-    reader = htrlab.load()                   # the bundled model and its decoder (htrlab.reading)
+    reader = htrlab.load()                   # the bundled model and its decoder (htrlab.read)
     print(reader.read("letter.jpg").text)
 
 Data readers, preprocessing, models (HTR-JAND, ...), training, evaluation and recognition. The names below are
@@ -20,7 +20,7 @@ __all__ = ["__version__", *_API]
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from htrlab import reading
+        from htrlab import read
 
-        return getattr(reading, name)
+        return getattr(read, name)
     raise AttributeError(f"module 'htrlab' has no attribute {name!r}")

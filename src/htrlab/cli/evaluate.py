@@ -43,8 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import open_dataset
     from htrlab.evaluate.evaluator import evaluate_splits, format_table
-    from htrlab.reading import Reader
-    from htrlab.reading.engines import load_engine
+    from htrlab.read import Reader
+    from htrlab.read.engines import load_engine
     from htrlab.text.metrics import not_reading
 
     check_writable(args.output, "-o")  # before the work: a finished evaluation is never lost

@@ -21,7 +21,7 @@ def max_difference(checkpoint: str, onnx_path: str, seed: int = 0) -> float:
     """Largest absolute log-probability difference between PyTorch and onnxruntime on a padded random batch."""
     import torch
 
-    from htrlab.reading.engines import onnx_engine, torch_engine
+    from htrlab.read.engines import onnx_engine, torch_engine
 
     pt, ox = torch_engine(checkpoint), onnx_engine(onnx_path)
     g = torch.Generator().manual_seed(seed)

@@ -156,7 +156,7 @@ def run_build(args: argparse.Namespace) -> int:
         "ngrams": [len(p) for p in lm.probs],
     }
     if args.model:
-        from htrlab.reading.engines import load_engine
+        from htrlab.read.engines import load_engine
 
         charset = load_engine(args.model).charset
         lm_chars = {" " if c == "|" else c for c in lm.vocab if len(c) == 1 and c.isprintable()}
@@ -248,8 +248,8 @@ def run_tune(args: argparse.Namespace) -> int:
     from htrlab.decoding.config import typed_setting
     from htrlab.errors import ConfigError, DataError
     from htrlab.evaluate.tune import score_decoder, tune_grid
-    from htrlab.reading.engines import load_engine
-    from htrlab.reading.predict import emissions
+    from htrlab.read.engines import load_engine
+    from htrlab.read.predict import emissions
 
     if args.split == "test":
         raise ConfigError("tuning on the test split would make its score meaningless; tune on val")

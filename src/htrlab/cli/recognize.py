@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.bundled import example_images
     from htrlab.data.documents import PageSource
     from htrlab.errors import ConfigError, DataError
-    from htrlab.reading import Reader, sources_of
-    from htrlab.reading.engines import load_engine
+    from htrlab.read import Reader, sources_of
+    from htrlab.read.engines import load_engine
 
     xml = args.format in ("page-xml", "alto")
     if xml and not args.output:

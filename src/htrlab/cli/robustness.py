@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from htrlab.data.dataset import load_split_images
     from htrlab.errors import ConfigError
     from htrlab.evaluate.robustness import run_robustness, write_outputs
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
 
     try:
         severities = [int(s) for s in args.severities.split(",") if s.strip()]

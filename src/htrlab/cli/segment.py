@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from htrlab.decoding.config import DecoderConfig
-    from htrlab.reading import Reader, page_sources
-    from htrlab.reading.engines import load_engine
+    from htrlab.read import Reader, page_sources
+    from htrlab.read.engines import load_engine
     from htrlab.segment.draw import draw_layout
 
     pages, failed = input_pages([Path(p) for p in args.images], args.on_error)

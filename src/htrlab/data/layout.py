@@ -1,5 +1,5 @@
 """The geometry of a page's text lines, one vocabulary for every layer: a page format read in
-(:mod:`htrlab.data.readers`), lines found on an image (:mod:`htrlab.segment`), lines read (:mod:`htrlab.reading`)
+(:mod:`htrlab.data.readers`), lines found on an image (:mod:`htrlab.segment`), lines read (:mod:`htrlab.read`)
 and lines written out (PAGE-XML, ALTO). How a line becomes a line image is :mod:`htrlab.data.linecrop`'s."""
 
 from __future__ import annotations

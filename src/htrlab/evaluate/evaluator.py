@@ -12,8 +12,8 @@ import numpy as np
 from htrlab.data.dataset import Dataset, open_dataset
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.models.checkpoint import LoadedModel
-from htrlab.reading.engines import Engine
-from htrlab.reading.reader import Reader
+from htrlab.read.engines import Engine
+from htrlab.read.reader import Reader
 from htrlab.text.metrics import count_errors
 
 
@@ -46,7 +46,7 @@ def evaluate_splits(
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> list[SplitResult]:
-    """Read each split of ``dataset`` with ``reader`` (:class:`htrlab.reading.Reader`: its decoder, its batch
+    """Read each split of ``dataset`` with ``reader`` (:class:`htrlab.read.Reader`: its decoder, its batch
     size) and score it (CER, WER). A loaded checkpoint or an engine is read greedily, in batches of 32
     (:meth:`Reader.of`)."""
     if not isinstance(reader, Reader):

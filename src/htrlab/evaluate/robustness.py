@@ -16,7 +16,7 @@ from htrlab.data.preprocess import preprocess
 from htrlab.degrade import apply_op, list_ops
 from htrlab.errors import ConfigError
 from htrlab.models.checkpoint import LoadedModel
-from htrlab.reading.predict import decode_emissions, emissions
+from htrlab.read.predict import decode_emissions, emissions
 from htrlab.text.metrics import count_errors
 
 
@@ -43,7 +43,7 @@ def run_robustness(
 ) -> list[RobustnessRow]:
     """All (operation, severity, decoder) cells, plus the undamaged baseline (op ``none``, severity 0).
 
-    ``loaded`` is a :class:`LoadedModel` or an engine (:func:`htrlab.reading.engines.load_engine`, e.g. the
+    ``loaded`` is a :class:`LoadedModel` or an engine (:func:`htrlab.read.engines.load_engine`, e.g. the
     bundled ONNX model). ``decoders`` are names (``greedy``, ``beam``) or a mapping name -> decoder (``None`` = greedy, or a
     :class:`htrlab.decoding.beam.BeamDecoder`, e.g. with an LM for ``beam+lm``). The network runs once per
     condition; every decoder reads the same outputs.

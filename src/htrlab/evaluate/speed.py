@@ -27,8 +27,8 @@ from htrlab.data.images import load_gray
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.models.base import is_seq2seq
 from htrlab.models.checkpoint import make_meta
-from htrlab.reading.engines import Engine, load_engine
-from htrlab.reading.reader import Reader
+from htrlab.read.engines import Engine, load_engine
+from htrlab.read.reader import Reader
 from htrlab.text.charset import Charset
 
 
@@ -52,7 +52,7 @@ class SpeedRow:
     # the first timed pass alone: batch shapes not seen before (engines that prepare kernels per input shape,
     # such as OpenVINO, pay for that here; the median is of passes over shapes seen)
     first_pass_sentences_per_s: float = 0.0
-    # the most lines one call of the engine ran (0 = whole batches; htrlab.reading.engines.ONNX_LINES_PER_RUN)
+    # the most lines one call of the engine ran (0 = whole batches; htrlab.read.engines.ONNX_LINES_PER_RUN)
     lines_per_run: int = 0
     # arithmetic of one line of the median width (a multiply-add counts 2), where the engine has a PyTorch
     # module to count on (torch rows; an ONNX file computes what its checkpoint's module computes)

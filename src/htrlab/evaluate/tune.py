@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from htrlab.decoding.beam import BeamDecoder
-from htrlab.reading.predict import decode_emissions
+from htrlab.read.predict import decode_emissions
 from htrlab.text.charset import Charset
 from htrlab.text.metrics import count_errors
 

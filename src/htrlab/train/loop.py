@@ -41,7 +41,7 @@ from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.models.base import Recognizer, is_seq2seq
 from htrlab.models.checkpoint import make_meta, save_checkpoint
 from htrlab.models.registry import build_model, count_parameters
-from htrlab.reading.predict import frames_needed, min_width_for, predict
+from htrlab.read.predict import frames_needed, min_width_for, predict
 from htrlab.text.charset import Charset
 from htrlab.text.metrics import count_errors, not_reading
 from htrlab.text.normalize import odd_character_report

@@ -1,7 +1,7 @@
 """Reading images: the one path from a model file to text.
 
     import htrlab
-    reader = htrlab.load()                      # htrlab.reading.load: the bundled model, its bundled decoder
+    reader = htrlab.load()                      # htrlab.read.load: the bundled model, its bundled decoder
     page = reader.read("letter.jpg")            # a path, a NumPy array, a PIL image, or a list of them
 
 - :mod:`.reader`: :func:`load` -> :class:`Reader`; :meth:`Reader.read` -> :class:`Page` (lines found, cut, read).
@@ -14,6 +14,6 @@ this package.
 """
 
 from htrlab.decoding.config import DecoderConfig
-from htrlab.reading.reader import Page, Reader, Source, load, page_sources, sources_of
+from htrlab.read.reader import Page, Reader, Source, load, page_sources, sources_of
 
 __all__ = ["DecoderConfig", "Page", "Reader", "Source", "load", "page_sources", "sources_of"]

@@ -137,7 +137,7 @@ def test_segment_and_evaluate_read_through_the_same_reader(reader: htrlab.Reader
     model unless the orientation is checked; ``read_prepared`` (``htrlab evaluate``) reads cached lines as
     ``read`` reads line images."""
     from htrlab.data.preprocess import preprocess
-    from htrlab.reading import Reader, sources_of
+    from htrlab.read import Reader, sources_of
 
     pdf = tmp_path / "two.pdf"
     Image.open(example_images()[0]).convert("RGB").save(

@@ -77,7 +77,7 @@ def predict(
 
 
 def _precision(model: nn.Module | Forward) -> contextlib.AbstractContextManager[Any]:
-    """Where an engine runs PyTorch in its precision (bfloat16 autocast, htrlab.reading.engines.Engine)."""
+    """Where an engine runs PyTorch in its precision (bfloat16 autocast, htrlab.read.engines.Engine)."""
     make_context = None if isinstance(model, nn.Module) else getattr(model, "context", None)
     return make_context() if make_context is not None else contextlib.nullcontext()
 

@@ -252,10 +252,10 @@ class Reader:
         batch_size: int = 32,
         device: str = "cpu",
     ) -> Reader:
-        """A Reader for a model already in memory: an engine (:func:`htrlab.reading.engines.load_engine`) or a
+        """A Reader for a model already in memory: an engine (:func:`htrlab.read.engines.load_engine`) or a
         loaded checkpoint (:class:`htrlab.models.checkpoint.LoadedModel`, as training and benchmarks hold
         one). Greedy unless ``decoder`` (built from ``decoder_config``) is given."""
-        from htrlab.reading.engines import Engine, engine_of
+        from htrlab.read.engines import Engine, engine_of
 
         engine = model if isinstance(model, Engine) else engine_of(model)
         if decoder_config is None:
@@ -319,7 +319,7 @@ class Reader:
         """Read lines already preprocessed for this model (:attr:`preprocess`; e.g. the cached lines of a
         dataset): one :class:`htrlab.decoding.greedy.Decoded` (``text``, ``confidence``) each, in order, with
         this reader's decoder (greedy: best path)."""
-        from htrlab.reading.predict import predict
+        from htrlab.read.predict import predict
 
         if not len(lines):
             return []
@@ -480,7 +480,7 @@ def load(
         segmenter: how lines are found on pages: ``classical`` or ``learned`` (with ``line_detector``).
     """
     from htrlab.decoding.config import make_decoder, resolve
-    from htrlab.reading.engines import load_engine
+    from htrlab.read.engines import load_engine
     from htrlab.segment.lines import SegmentConfig
 
     cfg = decoder if isinstance(decoder, DecoderConfig) else DecoderConfig(decoder=decoder)

@@ -118,7 +118,7 @@ def onnx_engine(path: str | Path, threads: int = 0) -> Engine:
     """Load an ONNX file written by :func:`htrlab.models.onnx_export.export_onnx` (metadata included).
 
     One session with ``threads`` intra-op threads serves single batches (lowest latency). Reading many
-    batches, :func:`htrlab.reading.predict.emissions` runs them on several sessions at once instead
+    batches, :func:`htrlab.read.predict.emissions` runs them on several sessions at once instead
     (``batch_workers``, made on first use): up to ``threads`` sessions, each with ``threads // workers``
     threads. The convolutions of a 48-px line use two threads less well than two batches use one thread each
     (measured on 2 cores: +23 % lines/s at batch 1, +4 % at batch 32, docs/RESULTS.md); onnxruntime's ``run``
