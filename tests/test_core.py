@@ -248,25 +248,26 @@ def test_engines_that_read_small_runs_get_batches_cut_into_them() -> None:
 
     calls: list[int] = []
 
-    class Engine:
-        lines_per_run = 2
+    from htrlab.read.engines import Engine
 
-        def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            calls.append(images.shape[0])
-            frames = images.shape[3] // 8
-            # each line's frames carry its own width, so a mix-up of lines would show
-            lp = widths[:, None, None].float().expand(-1, frames, 3).clone()
-            return lp, widths // 8
+    def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(images.shape[0])
+        frames = images.shape[3] // 8
+        # each line's frames carry its own width, so a mix-up of lines would show
+        lp = widths[:, None, None].float().expand(-1, frames, 3).clone()
+        return lp, widths // 8
+
+    def engine(per_run: int) -> Engine:
+        return Engine("fake", Path("fake"), None, None, None, 0, forward, lines_per_run=per_run)  # type: ignore[arg-type]
 
     widths = [80, 400, 86, 88, 408, 84, 416]
     lines = [np.zeros((32, w), np.uint8) for w in widths]
-    out = emissions(Engine(), lines, batch_size=32)
+    out = emissions(engine(2), lines, batch_size=32)
     assert max(calls) == 2 and sum(calls) == len(lines) and len(calls) == 4  # 4 short lines, 3 long: 2+2, 2+1
     assert [int(e[0, 0]) for e in out] == widths
     assert [e.shape[0] for e in out] == [w // 8 for w in widths]
     calls.clear()
-    Engine.lines_per_run = 0  # a whole batch per call
-    emissions(Engine(), lines, batch_size=32)
+    emissions(engine(0), lines, batch_size=32)  # a whole batch per call
     assert sorted(calls) == [3, 4]
 
 

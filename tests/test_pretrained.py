@@ -312,13 +312,11 @@ def test_an_error_in_a_batch_worker_reaches_the_caller() -> None:
     def bad(images, widths):
         raise RuntimeError("worker failed")
 
-    class Fake:
-        def __call__(self, images, widths):
-            return good(images, widths)
+    from pathlib import Path
 
-        def batch_workers(self):
-            return [bad, bad]
+    from htrlab.read.engines import Engine
 
+    fake = Engine("fake", Path("fake"), None, None, None, 0, good, batch_workers=lambda: [bad, bad])
     lines = [np.zeros((8, w), np.float32) for w in (16, 40, 100)]
     with pytest.raises(RuntimeError, match="worker failed"):
-        emissions(Fake(), lines, 1)
+        emissions(fake, lines, 1)

@@ -32,6 +32,12 @@ class Recognizer(nn.Module):
         """Autoregressive models (``seq2seq``): the text of each line and a confidence."""
         raise NotImplementedError(f"{type(self).__name__} is a CTC model: decode its forward() output")
 
+    eos: int = 2  # autoregressive models: the end-of-sequence token id (set by each model)
+
+    def token_texts(self, charset: Any) -> list[str]:
+        """Autoregressive models: the text of each output token (for fusing a character LM into the search)."""
+        raise NotImplementedError(f"{type(self).__name__} is a CTC model: its outputs are the charset's")
+
     def init_pretrained(self, charset: Any) -> list[str]:
         """Load the configured pretrained weights; returns the characters whose output rows start new."""
         raise NotImplementedError(f"{type(self).__name__} has no pretrained weights")

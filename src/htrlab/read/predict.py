@@ -17,7 +17,8 @@ from torch import nn
 from htrlab.data.batching import MAX_WIDTH_SPREAD, bucket_batches, collate
 from htrlab.decoding.greedy import Decoded, greedy_decode
 from htrlab.errors import ConfigError
-from htrlab.models.base import is_seq2seq
+from htrlab.models.base import Recognizer, is_seq2seq
+from htrlab.read.engines import Engine
 from htrlab.text.charset import Charset
 from htrlab.text.normalize import normalize_text
 
@@ -67,7 +68,7 @@ def predict(
         decoder: CTC decoding of a batch, ``(log_probs (N, T, C), lengths (N,)) -> list[Decoded]``, e.g. a
             :class:`htrlab.decoding.beam.BeamDecoder`; default greedy.
     """
-    module = model if isinstance(model, nn.Module) else getattr(model, "module", None)
+    module = model if isinstance(model, nn.Module) else model.module if isinstance(model, Engine) else None
     if isinstance(model, nn.Module):
         model.eval()
     if is_seq2seq(module):
@@ -78,8 +79,7 @@ def predict(
 
 def _precision(model: nn.Module | Forward) -> contextlib.AbstractContextManager[Any]:
     """Where an engine runs PyTorch in its precision (bfloat16 autocast, htrlab.read.engines.Engine)."""
-    make_context = None if isinstance(model, nn.Module) else getattr(model, "context", None)
-    return make_context() if make_context is not None else contextlib.nullcontext()
+    return model.context() if isinstance(model, Engine) else contextlib.nullcontext()
 
 
 @torch.no_grad()
@@ -96,7 +96,7 @@ def emissions(
     out: list[torch.Tensor | None] = [None] * len(images)
     batches = bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD)
     # engines that read lines faster in small runs get each batch as several calls (ONNX_LINES_PER_RUN)
-    per_run = int(getattr(model, "lines_per_run", 0) or 0)
+    per_run = model.lines_per_run if isinstance(model, Engine) else 0
     if per_run > 0:
         batches = [b[i : i + per_run] for b in batches for i in range(0, len(b), per_run)]
 
@@ -108,7 +108,7 @@ def emissions(
         for k, i in enumerate(idx):
             out[i] = lp[k, : int(ln[k])].clone()
 
-    make_workers = getattr(model, "batch_workers", None)
+    make_workers = model.batch_workers if isinstance(model, Engine) else None
     workers = make_workers() if make_workers is not None and len(batches) > 1 else []
     # (autocast is per thread: engines with batch workers run outside PyTorch)
     if len(workers) > 1:
@@ -149,7 +149,7 @@ def decode_emissions(
 
 
 def _predict_seq2seq(
-    model: nn.Module,
+    model: Recognizer,
     charset: Charset,
     images: Sequence[np.ndarray],
     batch_size: int,
@@ -161,21 +161,24 @@ def _predict_seq2seq(
     model.eval()
     beams, processors = None, []
     if decoder is not None:
-        cfg = getattr(decoder, "cfg", None)
-        if getattr(decoder, "word_lm", None) is not None or getattr(decoder, "neural_lm", None) is not None:
-            raise ConfigError("autoregressive models fuse a character n-gram LM only (--decoder beam+char)")
-        if not hasattr(decoder, "lm_path") or cfg is None:
+        from htrlab.decoding.beam import BeamDecoder
+
+        if not isinstance(decoder, BeamDecoder):
             raise ConfigError("autoregressive models take --decoder greedy, beam or beam+char")
+        if decoder.word_lm is not None or decoder.neural_lm is not None:
+            raise ConfigError("autoregressive models fuse a character n-gram LM only (--decoder beam+char)")
+        cfg = decoder.cfg
         beams = cfg.beam_size
         if decoder.lm_path is not None and cfg.lm_weight:
             from htrlab.decoding.seq2seq_lm import CharLMFusion
 
-            eos = int(getattr(model, "eos", 2))
-            processors.append(CharLMFusion(decoder.lm_path, model.token_texts(charset), eos, cfg.lm_weight))  # type: ignore[operator]
+            processors.append(
+                CharLMFusion(decoder.lm_path, model.token_texts(charset), model.eos, cfg.lm_weight)
+            )
     results: list[Decoded | None] = [None] * len(images)
     for idx in bucket_batches([im.shape[1] for im in images], batch_size, max_spread=MAX_WIDTH_SPREAD):
         batch = collate([images[i] for i in idx], [""] * len(idx), [""] * len(idx))
-        texts, confs = model.generate(  # type: ignore[operator]
+        texts, confs = model.generate(
             batch.images.to(device), charset, num_beams=beams, logits_processor=processors
         )
         for i, text, conf in zip(idx, texts, confs):
