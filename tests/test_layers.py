@@ -24,6 +24,7 @@ LAYERS = [
     {"read"},
     {"train"},
     {"evaluate"},
+    {"serve"},
     {"cli", "__init__", "__main__"},
 ]
 RANK = {name: k for k, row in enumerate(LAYERS) for name in row}

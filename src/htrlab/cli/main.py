@@ -27,6 +27,7 @@ COMMANDS = {
     "robustness": "htrlab.cli.robustness",
     "benchmark": "htrlab.cli.benchmark",
     "lm": "htrlab.cli.lm",
+    "serve": "htrlab.cli.serve",
 }
 
 
