@@ -107,6 +107,15 @@ def test_bad_uploads_get_a_one_line_json_error(
     assert "/tmp" not in message and "htrlab-serve-" not in message and "../" not in message
 
 
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_parsed(client: TestClient) -> None:
+    reply = client.post(
+        "/v1/read",
+        content=b"x" * (2 * 1024 * 1024),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert reply.status_code == 413 and "limit of 1 MB" in reply.json()["error"]
+
+
 def test_a_pdf_gives_a_page_each_and_xml_asks_for_one_page(client: TestClient) -> None:
     pages = _post(client, _pdf(2), "two.pdf").json()
     assert [p["page"] for p in pages] == [1, 2] and pages[0]["text"] == pages[1]["text"]

@@ -125,6 +125,16 @@ def create_app(
     )
     app.state.worker = worker
 
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next: Any) -> Any:
+        # before the multipart body is parsed (and spooled to disk): a declared length over the limit is refused
+        # at once; the handler checks the bytes again (a chunked upload declares none)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_upload_mb * 1024 * 1024 + 65536:
+            message = f"the upload is over this server's limit of {settings.max_upload_mb:g} MB"
+            return JSONResponse({"error": message}, status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(ClientError)
     async def client_error(request: Request, exc: ClientError) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)

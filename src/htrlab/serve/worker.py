@@ -40,6 +40,8 @@ class BatchWorker:
         self.stopping = threading.Event()
         self.pages_read = 0
         self.batches = 0
+        self._held: list[Job] = []  # taken from the queue, waiting for a round of their own options
+        self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._run, name=f"htrlab-read-{k}", daemon=True)
             for k in range(max(threads, 1))
@@ -56,28 +58,32 @@ class BatchWorker:
             raise QueueFull from exc
         return job.result
 
-    def waiting(self) -> int:
-        return self.jobs.qsize()
-
     def stop(self) -> None:
         self.stopping.set()
         for t in self._threads:
             t.join(timeout=5)
 
     def _take(self) -> list[Job]:
-        """The first job waiting and the other waiting jobs with its options (the rest stay in order)."""
-        first = self.jobs.get(timeout=0.2)
-        group: list[Job] = [first]
-        others: list[Job] = []
-        while True:
-            try:
-                job = self.jobs.get_nowait()
-            except queue.Empty:
-                break
-            (group if job.options == first.options else others).append(job)
-        for job in others:  # back in the queue for the next round (there is room: they were just in it)
-            self.jobs.put_nowait(job)
+        """The oldest job waiting and every other waiting job with its options. Jobs of other options are held
+        (in order, ahead of the queue) for the next round, never put back into the queue, whose places new
+        requests may have taken meanwhile. Raises ``queue.Empty`` when nothing came within 0.2 s."""
+        with self._lock:
+            pool, self._held = self._held, []
+        if not pool:
+            pool = [self.jobs.get(timeout=0.2)]
+        with self._lock:
+            while True:
+                try:
+                    pool.append(self.jobs.get_nowait())
+                except queue.Empty:
+                    break
+            pool = pool + self._held  # what another thread held meanwhile comes after
+            group = [j for j in pool if j.options == pool[0].options]
+            self._held = [j for j in pool if j.options != pool[0].options]
         return group
+
+    def waiting(self) -> int:
+        return self.jobs.qsize() + len(self._held)
 
     def _run(self) -> None:
         while not self.stopping.is_set():
