@@ -27,7 +27,7 @@ from htrlab.data.images import load_gray
 from htrlab.data.preprocess import PreprocessConfig, preprocess
 from htrlab.models.base import is_seq2seq
 from htrlab.models.checkpoint import make_meta
-from htrlab.read.engines import Engine, load_engine
+from htrlab.read.engines import Engine, load_engine, module_engine
 from htrlab.read.reader import Reader
 from htrlab.text.charset import Charset
 
@@ -119,23 +119,7 @@ def random_engine(name: str, tokens_per_line: int = 32, precision: str = "fp32")
     height = int(model.cfg.input_height)  # type: ignore[union-attr,arg-type]
     pre = PreprocessConfig(height=height, resize="square" if is_seq2seq(model) else "height")
 
-    @torch.no_grad()
-    def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out: tuple[torch.Tensor, torch.Tensor] = model(images, widths)
-        return out
-
-    params = sum(p.numel() for p in model.parameters())
-    return Engine(
-        "torch",
-        Path(name),
-        charset,
-        pre,
-        make_meta(model, name, charset, pre),
-        params,
-        forward,
-        model,
-        precision=precision,
-    )
+    return module_engine(model, Path(name), charset, pre, make_meta(model, name, charset, pre), precision)
 
 
 def resolve_models(

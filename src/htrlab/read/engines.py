@@ -84,8 +84,20 @@ def torch_engine(path: str | Path, threads: int = 0, precision: str = "fp32") ->
 
 def engine_of(loaded: LoadedModel, precision: str = "fp32") -> Engine:
     """The PyTorch engine of a checkpoint already loaded (its model is put in eval mode)."""
+    return module_engine(loaded.model, loaded.path, loaded.charset, loaded.preprocess, loaded.meta, precision)
+
+
+def module_engine(
+    model: torch.nn.Module,
+    path: Path,
+    charset: Charset,
+    preprocess: PreprocessConfig,
+    meta: CheckpointMeta,
+    precision: str = "fp32",
+) -> Engine:
+    """The PyTorch engine of a model in memory (put in eval mode)."""
     _check_precision(precision, "torch")
-    model = loaded.model.eval()
+    model = model.eval()
 
     @torch.no_grad()
     def forward(images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,17 +105,7 @@ def engine_of(loaded: LoadedModel, precision: str = "fp32") -> Engine:
         return out
 
     params = sum(p.numel() for p in model.parameters())
-    return Engine(
-        "torch",
-        loaded.path,
-        loaded.charset,
-        loaded.preprocess,
-        loaded.meta,
-        params,
-        forward,
-        model,
-        precision=precision,
-    )
+    return Engine("torch", path, charset, preprocess, meta, params, forward, model, precision=precision)
 
 
 MAX_BATCH_WORKERS = 8
