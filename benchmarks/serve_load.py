@@ -47,19 +47,18 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _post(url: str, name: str, data: bytes, decoder: str, timeout: float) -> tuple[int, str, float]:
+def _post(url: str, name: str, data: bytes, form: dict[str, str], timeout: float) -> tuple[int, str, float]:
     """(status, text read, seconds) of one multipart upload, built by hand (the standard library has no
     multipart encoder, and a client library would be one more dependency for one benchmark)."""
     boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="decoder"\r\n\r\n{decoder}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
+    fields = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in form.items()
     )
+    head = (
+        f'{fields}--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(
         url, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}, method="POST"
     )
@@ -105,7 +104,8 @@ def _level(
             if time.time() > stop:
                 return
             name, data = images[k % len(images)]
-            status, text, secs = _post(url, name, data, args.decoder, args.max_seconds)
+            form = {"decoder": args.decoder, "layout": args.layout}
+            status, text, secs = _post(url, name, data, form, args.max_seconds)
             with lock:
                 lat.append(secs)
                 errors += status != 200
@@ -138,6 +138,7 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=96, help="requests per level, all clients together")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time bound of one level")
     ap.add_argument("--decoder", default="default", choices=["default", "greedy"])
+    ap.add_argument("--layout", default="auto", choices=["auto", "line", "page"], help="as the clients ask")
     ap.add_argument("--workers", type=int, default=1, help="the server's reading threads")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads of the model, server and reference")
     ap.add_argument("--json", help="write the results here")
@@ -153,9 +154,9 @@ def main() -> int:
     )
     images = [(p.name, p.read_bytes()) for p in paths]
     reader = htrlab.load(decoder="greedy" if args.decoder == "greedy" else "auto", threads=args.threads)
-    reader.read(paths[0], layout="line")  # warm up
+    reader.read(paths[0], layout=args.layout)  # warm up
     t0 = time.perf_counter()
-    pages = reader.read([str(p) for p in paths], layout="auto")
+    pages = reader.read([str(p) for p in paths], layout=args.layout)
     ref_secs = time.perf_counter() - t0
     expected = {p.name: page.text for p, page in zip(paths, pages if isinstance(pages, list) else [pages])}
     ref_rate = len(paths) / ref_secs
