@@ -119,6 +119,13 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_parsed(client: T
 def test_a_pdf_gives_a_page_each_and_xml_asks_for_one_page(client: TestClient) -> None:
     pages = _post(client, _pdf(2), "two.pdf").json()
     assert [p["page"] for p in pages] == [1, 2] and pages[0]["text"] == pages[1]["text"]
+    from htrlab.read import Page
+    from htrlab.serve.app import render
+
+    broken = Page("/tmp/htrlab-serve-x/upload.pdf#page=2", Path("/tmp/htrlab-serve-x/upload.pdf"), 2)
+    broken.error = "/tmp/htrlab-serve-x/upload.pdf#page=2: damaged"
+    body, _ = render([broken], "two.pdf", "json", Path("/nonexistent"))
+    assert "htrlab-serve-" not in body and "two.pdf#page=2: damaged" in body
     reply = _post(client, _pdf(2), "two.pdf", format="alto")
     assert reply.status_code == 400 and "2 pages" in reply.json()["error"]
 

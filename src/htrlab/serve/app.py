@@ -85,6 +85,8 @@ def render(pages: list[Page], name: str, fmt: str, work: Path) -> tuple[str, str
     from htrlab.segment.export import write_alto, write_page_xml
 
     for page in pages:  # the client's name, never the server's temporary path
+        if page.path is not None and page.error is not None:
+            page.error = page.error.replace(str(page.path), name)
         page.source = page.source.replace(str(page.path), name) if page.path else name
         page.path = None
     if fmt == "txt":
