@@ -313,7 +313,7 @@ class Reader:
         lines = [
             preprocess(_gray_of(im, f"<line {k}>"), self.engine.preprocess) for k, im in enumerate(images)
         ]
-        return [(d.text, d.confidence) for d in self._decode(lines)]
+        return [(d.text, d.confidence) for d in self.read_prepared(lines)]
 
     def read_prepared(self, lines: Sequence[np.ndarray], greedy: bool = False) -> list[Any]:
         """Read lines already preprocessed for this model (:attr:`preprocess`; e.g. the cached lines of a
@@ -325,9 +325,6 @@ class Reader:
             return []
         decoder = None if greedy else self.decoder
         return predict(self.engine, self.charset, lines, self.batch_size, self.device, decoder=decoder)
-
-    def _decode(self, lines: list[np.ndarray], greedy: bool = False) -> list[Any]:
-        return self.read_prepared(lines, greedy)
 
     def _cut(
         self,
@@ -347,7 +344,7 @@ class Reader:
 
         def read(crops: list[Any], name: str = str(src)) -> list[Any]:
             lines = [preprocess(c, self.engine.preprocess, f"{name} (orientation)") for c in crops]
-            return self._decode(lines, greedy=True)
+            return self.read_prepared(lines, greedy=True)
 
         reading = read if self.engine is not None else None
         found = oriented_line_cuts(gray, layout, self.segment, str(src), line_crop, orientation, reading)
@@ -409,7 +406,7 @@ class Reader:
         images: list[np.ndarray] = []
 
         def flush() -> Iterator[Page]:
-            for (k, way, i), d in zip(owners, self._decode(images)):
+            for (k, way, i), d in zip(owners, self.read_prepared(images)):
                 readings[k][way][i] = d
             for k, page in enumerate(pending):
                 if page.error is None:

@@ -21,14 +21,15 @@ from typing import Annotated, Any
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+import htrlab
 from htrlab.errors import HTRError
 from htrlab.read.reader import LAYOUTS, Page, Reader, page_sources
+from htrlab.segment.orient import ORIENTATIONS
 from htrlab.serve.settings import ServeSettings
 from htrlab.serve.worker import BatchWorker, QueueFull
 
 FORMATS = ("json", "txt", "page-xml", "alto")
 DECODERS = ("default", "greedy")
-ORIENTATIONS = ("auto", "0", "90", "180", "270")
 STATIC = Path(__file__).resolve().parent / "static"
 # what an upload may be, by its first bytes (the client's file name and content type are not trusted)
 _MAGIC = (
@@ -122,7 +123,7 @@ def create_app(
     app = FastAPI(
         title="htrlab",
         summary="Handwritten text recognition of English",
-        version=_version(),
+        version=htrlab.__version__,
         lifespan=lifespan,
     )
     app.state.worker = worker
@@ -252,12 +253,6 @@ def _limited(load: Any, name: str, max_pixels: int) -> Any:
         return gray
 
     return checked
-
-
-def _version() -> str:
-    import htrlab
-
-    return htrlab.__version__
 
 
 __all__ = ["FORMATS", "ClientError", "ServeSettings", "create_app"]

@@ -38,8 +38,6 @@ class BatchWorker:
         self.readers = readers
         self.jobs: queue.Queue[Job] = queue.Queue(maxsize=max(queue_length, 1))
         self.stopping = threading.Event()
-        self.pages_read = 0
-        self.batches = 0
         self._held: list[Job] = []  # taken from the queue, waiting for a round of their own options
         self._lock = threading.Lock()
         self._threads = [
@@ -108,16 +106,10 @@ class BatchWorker:
             for job in group:
                 job.result.set_exception(exc)
             return
-        self.batches += 1
-        self.pages_read += len(pages)
         start = 0
         for job in group:
             job.result.set_result(pages[start : start + len(job.sources)])
             start += len(job.sources)
 
 
-def read_options(decoder: str, layout: str, orientation: str) -> tuple[str, str, str]:
-    return (decoder, layout, orientation)
-
-
-__all__ = ["BatchWorker", "Job", "QueueFull", "read_options"]
+__all__ = ["BatchWorker", "Job", "QueueFull"]
