@@ -48,7 +48,7 @@ Files: `{weights}` (float16 weights; `htrlab train --set model.init_from=default
   text fonts. No font ships with htrlab; test fonts are whole families held out (benchmarks/make_synth_sets.py).
   Lines of the PAGE-XML pages cut {crop}.
 - **Recipe:** `configs/default-model.yaml`, run as `{command}`: {budget} min on {machine}; best checkpoint at
-  step {step}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.{ema}
+  step {step}{note}. Augmentation: slant, rotation, width scaling, elastic distortion, stroke width, blur, noise.{ema}
 {stages}
 - **Measured (best checkpoint, float32, greedy; synthetic test sets use font families held out of training):**
 
@@ -185,10 +185,16 @@ def main() -> int:
             "- **Earlier stages** (each continued from the one before with `model.init_from`): "
             + "; ".join(f"{m:g} min, {w}" for m, w in earlier)
         )
+    crop_weights = run_config.get("data", {}).get("crop_weights") or {}
+    drawn = (
+        "drawn in proportion " + ", ".join(f"{k} {v:g}" for k, v in crop_weights.items())
+        if len(set(crop_weights.values())) > 1
+        else "one drawn at random"
+    )
     crop = {
         "band": "as bands around their baselines, straightened (`data.line_crop: band`)",
         "outline": "by their outline polygons, the rest masked (`data.line_crop: outline`)",
-        "mixed": "in every style a user's line images come in, one drawn at random each time a line is read "
+        "mixed": f"in every style a user's line images come in, {drawn} each time a line is read "
         "(`data.line_crop: mixed`: a band around the baseline, the outline masked to paper, the outline's box, "
         "a tight box of the line's ink; random margins and paper tone)",
     }[
@@ -228,6 +234,7 @@ def main() -> int:
         crop=crop,
         machine=results["machine"],
         step=results["checkpoint_step"],
+        note=f" ({results['note']})" if results.get("note") else "",
         ema=f" The weights shipped are an exponential moving average over training steps (`train.ema: {ema}`)."
         if (ema := run_config.get("train", {}).get("ema", 0))
         else "",

@@ -629,6 +629,32 @@ def test_mixed_crops_prepare_every_style_and_draw_one_cut_per_line(tmp_path: Pat
     assert np.array_equal(a, b) and not np.array_equal(a, plain[0].load_image())
 
 
+def test_crop_weights_draw_styles_in_proportion() -> None:
+    from htrlab.train.config import DataSection
+    from htrlab.train.loop import cut_weights, draw_one_per_line, line_groups
+
+    ids = [f"p/l{n}~{style}1" for n in range(500) for style in ("band", "outline", "box", "ink")]
+    ids.append("synthetic/7")  # a line image of its own: weight 1, always drawn
+    groups = line_groups(ids, ["t"] * len(ids))
+    assert (
+        cut_weights(ids, {}) is None
+        and cut_weights(ids, {"band": 2, "outline": 2, "box": 2, "ink": 2}) is None
+    )
+    weights = cut_weights(ids, {"band": 1, "outline": 3})
+    assert weights is not None and weights[:4].tolist() == [1, 3, 1, 1] and weights[-1] == 1
+    counts = np.zeros(4)
+    for epoch in range(8):
+        drawn = draw_one_per_line(groups, np.random.default_rng(epoch), weights)
+        assert sorted(groups[drawn].tolist()) == list(range(501))  # still one cut of every line
+        counts += np.bincount(drawn[:-1] % 4, minlength=4)
+    share = counts / counts.sum()  # expected 1/6, 3/6, 1/6, 1/6 of 4,000 draws
+    assert abs(share[1] - 0.5) < 0.03 and all(abs(share[k] - 1 / 6) < 0.03 for k in (0, 2, 3))
+    with pytest.raises(ConfigError, match="unknown line crop 'diagonal'"):
+        DataSection(crop_weights={"diagonal": 1.0})
+    with pytest.raises(ConfigError, match="above 0"):
+        DataSection(crop_weights={"band": 0})
+
+
 def test_training_on_mixed_crops_validates_every_style(tmp_path: Path) -> None:
     from tests.conftest import make_page
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from htrlab.data.augment import AugmentConfig
-from htrlab.data.linecrop import TRAIN_CROPS, crop_style
+from htrlab.data.linecrop import LINE_CROPS, TRAIN_CROPS, crop_style
 from htrlab.data.preprocess import PreprocessConfig
 from htrlab.errors import ConfigError
 
@@ -50,6 +50,9 @@ class DataSection:
     # 1: four cuts of every line held in memory (the Hooker mixed-crop run at 96 px: 6.9 GB resident);
     # each further variant adds four cuts of every line more
     crop_variants: int = 1
+    # with "mixed": how often each style is drawn, relative ({} = every style alike), e.g.
+    # {band: 1, outline: 2}; a style not named weighs 1
+    crop_weights: dict[str, float] = field(default_factory=dict)
     cache_dir: str = ""  # preprocessed-line cache; "" = $HTRLAB_CACHE or ~/.cache/htrlab
     # further training sets mixed into every epoch; validation stays on the main dataset
     extra_train: list[ExtraData] = field(default_factory=list)
@@ -58,6 +61,13 @@ class DataSection:
         self.line_crop = crop_style(self.line_crop, TRAIN_CROPS)
         if not 1 <= self.crop_variants <= 16:
             raise ConfigError(f"data.crop_variants must be in 1..16, got {self.crop_variants}")
+        for name, weight in self.crop_weights.items():
+            if name not in LINE_CROPS:
+                raise ConfigError(
+                    f"data.crop_weights: unknown line crop {name!r}; choose from {', '.join(LINE_CROPS)}"
+                )
+            if not isinstance(weight, (int, float)) or not weight > 0:
+                raise ConfigError(f"data.crop_weights.{name} must be a number above 0, got {weight!r}")
 
 
 @dataclass

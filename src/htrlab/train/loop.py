@@ -35,6 +35,7 @@ from htrlab.data.batching import (
     shard_batches,
 )
 from htrlab.data.dataset import open_dataset
+from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
 from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
@@ -374,9 +375,15 @@ def line_groups(ids: list[str], texts: list[str]) -> np.ndarray:
     )
 
 
-def draw_one_per_line(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One cut of every line, drawn at random (the indices into the prepared lines, in line order)."""
-    keys = rng.random(len(groups))
+def draw_one_per_line(
+    groups: np.ndarray, rng: np.random.Generator, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """One cut of every line, drawn at random (the indices into the prepared lines, in line order); with
+    ``weights`` (one per prepared line) a cut is drawn in proportion to its weight among its line's cuts."""
+    if weights is None:
+        keys = rng.random(len(groups))
+    else:  # the smallest of exponential draws scaled by 1/weight falls to each cut with weight/sum odds
+        keys = rng.exponential(size=len(groups)) / weights
     order = np.lexsort((keys, groups))  # by line, then at random within the line
     starts = np.r_[True, groups[order][1:] != groups[order][:-1]]
     return np.sort(order[starts])
@@ -822,10 +829,26 @@ def _place_model(setup: _Setup, model: nn.Module, teacher: nn.Module | None) -> 
     )
 
 
-def _epoch_batches(setup: _Setup, widths: np.ndarray, groups: np.ndarray, epoch_rng: Any) -> list[list[int]]:
-    """One epoch's batches of line indices for this rank: one cut per line, bucketed by width."""
+def cut_weights(ids: list[str], weights: dict[str, float]) -> np.ndarray | None:
+    """Each prepared line's weight in :func:`draw_one_per_line` by the style of its cut (``data.crop_weights``;
+    ``None`` when every style weighs alike). Lines that are not cuts of a page line weigh 1."""
+    if not weights or len({weights.get(c, 1.0) for c in LINE_CROPS}) == 1:
+        return None
+    out = np.ones(len(ids))
+    for k, i in enumerate(ids):
+        if CUT_MARK in i:
+            style = i.split(CUT_MARK, 1)[1].rstrip("0123456789")
+            out[k] = weights.get(style, 1.0)
+    return out
+
+
+def _epoch_batches(
+    setup: _Setup, widths: np.ndarray, groups: np.ndarray, epoch_rng: Any, weights: np.ndarray | None
+) -> list[list[int]]:
+    """One epoch's batches of line indices for this rank: one cut per line (drawn by ``weights``), bucketed by
+    width."""
     cfg = setup.cfg
-    drawn = draw_one_per_line(groups, epoch_rng)
+    drawn = draw_one_per_line(groups, epoch_rng, weights)
     batches = shard_batches(
         bucket_batches(
             widths[drawn],
@@ -1074,7 +1097,8 @@ def _batches_of_epoch(run: _Run, groups: np.ndarray) -> tuple[int, Generator[Any
     cfg, setup, p = run.cfg, run.setup, run.progress
     lines = run.data.train_lines
     epoch_rng = np.random.default_rng([cfg.train.seed, p.epoch])
-    batches = _epoch_batches(setup, lines.widths, groups, epoch_rng)
+    weights = cut_weights(lines.ids, cfg.data.crop_weights)
+    batches = _epoch_batches(setup, lines.widths, groups, epoch_rng, weights)
     seeds = (cfg.train.seed, p.epoch, setup.rank)
     if run.resident is not None:
         return len(batches), _resident_stream(
