@@ -653,6 +653,8 @@ def test_crop_weights_draw_styles_in_proportion() -> None:
         DataSection(crop_weights={"diagonal": 1.0})
     with pytest.raises(ConfigError, match="above 0"):
         DataSection(crop_weights={"band": 0})
+    with pytest.raises(ConfigError, match="set data.line_crop: mixed"):
+        DataSection(line_crop="band", crop_weights={"outline": 2})
 
 
 def test_training_on_mixed_crops_validates_every_style(tmp_path: Path) -> None:

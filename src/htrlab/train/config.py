@@ -66,8 +66,13 @@ class DataSection:
                 raise ConfigError(
                     f"data.crop_weights: unknown line crop {name!r}; choose from {', '.join(LINE_CROPS)}"
                 )
-            if not isinstance(weight, (int, float)) or not weight > 0:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
                 raise ConfigError(f"data.crop_weights.{name} must be a number above 0, got {weight!r}")
+        mixed = self.line_crop == "mixed" or any(
+            getattr(e, "line_crop", "") == "mixed" for e in self.extra_train
+        )
+        if self.crop_weights and not mixed:
+            raise ConfigError("data.crop_weights weigh the styles of mixed cuts: set data.line_crop: mixed")
 
 
 @dataclass
