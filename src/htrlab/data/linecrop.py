@@ -235,22 +235,6 @@ def ink_box(
     return x0 + bx0, max(top + by0, round(y0 - slack)), x0 + bx1, min(top + by1, round(y1 + slack))
 
 
-THIN_OUTLINE = 0.3  # training: the share of outline cuts made by a thin strip around the baseline instead
-
-
-def _thin_outline(
-    baseline: np.ndarray, spacing: float, x0: int, x1: int, rng: np.random.Generator
-) -> np.ndarray:
-    """A zig-zag outline hugging the baseline, as some exporters' line polygons are: a strip from 0.25-0.5 of
-    the line spacing above the baseline to 0.08-0.25 below it, so ascenders and descenders are cut off."""
-    xs = np.linspace(x0, x1, max(4, int((x1 - x0) / (0.5 * spacing)) + 1))
-    y = baseline_y(baseline, xs)
-    up, down = rng.uniform(0.25, 0.5) * spacing, rng.uniform(0.08, 0.25) * spacing
-    top = np.c_[xs, y - up + rng.uniform(-0.06, 0.06, len(xs)) * spacing]
-    bottom = np.c_[xs, y + down + rng.uniform(-0.06, 0.06, len(xs)) * spacing][::-1]
-    return np.vstack([top, bottom]).round().astype(np.int64)
-
-
 def _paper_tone(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The paper a user's scan or photo gives: dimmer or brighter, lit unevenly (a linear gradient across
     the line), lower contrast."""
@@ -313,11 +297,6 @@ def cut_line(
     if style in ("band", "outline"):
         if len(poly) < 3:
             return crop_box(page, x0, y0, x1 - x0, y1 - y0, source)
-        if rng is not None and baseline is not None and spacing and rng.random() < THIN_OUTLINE:
-            poly = _thin_outline(baseline, float(spacing), x0, x1, rng)
-            x0, y0, x1, y1 = _outline_box(poly, w, h)
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                return crop_baseline_band(page, baseline, spacing, None, source=source)
         cut = crop_polygon(page, poly, source)
         if rng is None:
             return cut
