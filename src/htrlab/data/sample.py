@@ -95,6 +95,14 @@ def cut_every_way(samples: list[LineSample], crop: str, variants: int) -> list[L
     return out
 
 
+def style_of_cut(line_id: str) -> str | None:
+    """The crop style of a cut that :func:`cut_every_way` named (``line~outline2`` -> ``outline``); ``None`` for a
+    line that is not such a cut (prepared lines and packs keep only the id)."""
+    if CUT_MARK not in line_id:
+        return None
+    return line_id.split(CUT_MARK, 1)[1].rstrip("0123456789")
+
+
 def one_style_each(samples: list[LineSample], seed: int) -> list[LineSample]:
     """Of :func:`cut_every_way`'s ``"mixed"`` output, the cuts of one style per page line, the style drawn
     at random (seeded, the same for the same lines): every style is represented, each line once, a quarter of

@@ -37,7 +37,7 @@ from htrlab.data.batching import (
 from htrlab.data.dataset import open_dataset
 from htrlab.data.linecrop import LINE_CROPS
 from htrlab.data.prepared import default_cache_dir, line_key, prepare_lines
-from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way
+from htrlab.data.sample import CUT_MARK, LineSample, cut_every_way, style_of_cut
 from htrlab.errors import CharsetError, CheckpointError, ConfigError, DataError
 from htrlab.models.base import Recognizer, is_seq2seq
 from htrlab.models.checkpoint import make_meta, save_checkpoint
@@ -834,12 +834,7 @@ def cut_weights(ids: list[str], weights: dict[str, float]) -> np.ndarray | None:
     ``None`` when every style weighs alike). Lines that are not cuts of a page line weigh 1."""
     if not weights or len({weights.get(c, 1.0) for c in LINE_CROPS}) == 1:
         return None
-    out = np.ones(len(ids))
-    for k, i in enumerate(ids):
-        if CUT_MARK in i:
-            style = i.split(CUT_MARK, 1)[1].rstrip("0123456789")
-            out[k] = weights.get(style, 1.0)
-    return out
+    return np.array([weights.get(style_of_cut(i) or "", 1.0) for i in ids])
 
 
 def _epoch_batches(
@@ -1091,13 +1086,14 @@ def _step(run: _Run, batch: Any, autocast: Any) -> dict[str, float]:
     return {"loss": loss.item(), **({"kl": float(kl.detach())} if kl is not None else {}), "grad_norm": gnorm}
 
 
-def _batches_of_epoch(run: _Run, groups: np.ndarray) -> tuple[int, Generator[Any, None, None]]:
-    """The number of batches in the current epoch and a stream of them from ``progress.batch`` on: augmented
-    on the device for resident lines, by DataLoader workers otherwise."""
+def _batches_of_epoch(
+    run: _Run, groups: np.ndarray, weights: np.ndarray | None
+) -> tuple[int, Generator[Any, None, None]]:
+    """The number of batches in the current epoch (one cut of each line, drawn by ``weights``) and a stream of
+    them from ``progress.batch`` on: augmented on the device for resident lines, by DataLoader workers otherwise."""
     cfg, setup, p = run.cfg, run.setup, run.progress
     lines = run.data.train_lines
     epoch_rng = np.random.default_rng([cfg.train.seed, p.epoch])
-    weights = cut_weights(lines.ids, cfg.data.crop_weights)
     batches = _epoch_batches(setup, lines.widths, groups, epoch_rng, weights)
     seeds = (cfg.train.seed, p.epoch, setup.rank)
     if run.resident is not None:
@@ -1122,6 +1118,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
                 f"({run.resident.flat.numel() / 2**20:.0f} MiB), augmented there"
             )
     groups = line_groups(run.data.train_lines.ids, run.data.train_lines.texts)  # a line's cuts: one per epoch
+    weights = cut_weights(run.data.train_lines.ids, cfg.data.crop_weights)  # which of them, how often
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
     run.model.train()
     # under a time budget the step count is not known in advance
@@ -1132,7 +1129,7 @@ def train(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
     last_log = time.time()
     run_start_elapsed, t_start = p.elapsed, time.time()
     while not stop and p.epoch < cfg.train.epochs:
-        n_batches, stream = _batches_of_epoch(run, groups)
+        n_batches, stream = _batches_of_epoch(run, groups, weights)
         while p.batch < n_batches:
             logged = _step(run, next(stream), autocast)
             p.step += 1
